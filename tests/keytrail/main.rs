@@ -1,0 +1,1 @@
+//! keytrail integration tests.

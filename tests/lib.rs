@@ -1,0 +1,1 @@
+//! Test support for the keytrail end-to-end suite (shared helpers live in the test binary).
