@@ -1,0 +1,195 @@
+//! From a record's bytes to vendor objects: line splitting, limits, and the
+//! envelopes that wrap an event.
+//!
+//! A record (a Kafka message or a file line) holds one event or several
+//! newline-separated ones. Each line is checked against the size and depth
+//! limits, parsed once into [`Top`], and unwrapped when it is an envelope:
+//! the IBM log-analysis export (`{"_source": {"_line": "<event JSON>"}}` or
+//! `{"_line": "…"}`) and the older `{"payload": {…event…}, "meta": {…}}`
+//! wrapper. Envelopes may nest a few levels; deeper nesting is refused as an
+//! unknown format.
+
+use keytrail_core::{DeadLetterReason, Event};
+use serde::de::IgnoredAny;
+
+use crate::raw::Top;
+use crate::{Context, Normalizer, Rejection, ibm_cadf, securosys};
+
+/// How many envelopes may wrap one event.
+const MAX_ENVELOPES: u8 = 4;
+
+/// The non-blank lines of a record, with their 1-based line numbers. A
+/// pretty-printed object (first non-blank line is a lone `{`) is one line.
+pub(crate) fn lines(record: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let pretty = record
+        .split(|b| *b == b'\n')
+        .find(|l| !l.trim_ascii().is_empty())
+        .is_some_and(|first| first.trim_ascii() == b"{");
+    let whole = pretty.then_some((1u32, record.trim_ascii()));
+    let split = (!pretty).then(|| {
+        record
+            .split(|b| *b == b'\n')
+            .zip(1u32..)
+            .map(|(line, n)| (n, line.trim_ascii()))
+            .filter(|(_, line)| !line.is_empty())
+    });
+    whole.into_iter().chain(split.into_iter().flatten())
+}
+
+impl Normalizer {
+    /// Size, UTF-8 and depth checks, then the parse.
+    pub(crate) fn event_from_line(
+        &self,
+        line: &[u8],
+        ctx: &mut Context<'_>,
+    ) -> Result<Event, Rejection> {
+        if line.len() > self.max_event_bytes {
+            return Err(
+                Rejection::new(DeadLetterReason::TooLarge).with_detail(format!(
+                    "{} bytes, limit {}",
+                    line.len(),
+                    self.max_event_bytes
+                )),
+            );
+        }
+        let text = std::str::from_utf8(line).map_err(|e| {
+            Rejection::new(DeadLetterReason::InvalidUtf8)
+                .with_detail(format!("invalid byte at {}", e.valid_up_to()))
+        })?;
+        self.event_from_text(text, ctx, 0)
+    }
+
+    fn event_from_text(
+        &self,
+        text: &str,
+        ctx: &mut Context<'_>,
+        nesting: u8,
+    ) -> Result<Event, Rejection> {
+        self.check_depth(text.as_bytes())?;
+        let top = parse_top(text)?;
+        self.event_from_top(top, ctx, nesting)
+    }
+
+    fn event_from_top(
+        &self,
+        top: Top<'_>,
+        ctx: &mut Context<'_>,
+        nesting: u8,
+    ) -> Result<Event, Rejection> {
+        if top.action.is_present() {
+            return ibm_cadf::build(top, ctx);
+        }
+        if top.event.is_present() {
+            return securosys::build(top, ctx);
+        }
+        let missing = if top.looks_ibm() {
+            DeadLetterReason::MissingField("action")
+        } else if top.looks_securosys() {
+            DeadLetterReason::MissingField("event")
+        } else {
+            DeadLetterReason::UnknownFormat
+        };
+        if nesting >= MAX_ENVELOPES {
+            return Err(Rejection::new(missing).with_detail("too many nested envelopes".into()));
+        }
+        let Top {
+            line,
+            source,
+            payload,
+            log_source_crn,
+            ..
+        } = top;
+        let line = line.0.or_else(|| source.0.and_then(|s| s.line.0));
+        if let Some(line) = line.filter(|l| !l.trim().is_empty()) {
+            return self.event_from_text(&line, ctx, nesting + 1);
+        }
+        if let Some(inner) = payload.0 {
+            if ctx.outer_log_source.is_none() {
+                ctx.outer_log_source = log_source_crn.trimmed();
+            }
+            return self.event_from_top(*inner, ctx, nesting + 1);
+        }
+        Err(Rejection::new(missing))
+    }
+
+    /// Refuses text nested deeper than the limit. Counting the openers first
+    /// keeps the common case to one fast pass.
+    pub(crate) fn check_depth(&self, bytes: &[u8]) -> Result<(), Rejection> {
+        if memchr::memchr2_iter(b'{', b'[', bytes).count() <= self.max_depth {
+            return Ok(());
+        }
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in bytes {
+            if in_string {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > self.max_depth {
+                        return Err(Rejection::new(DeadLetterReason::TooDeep)
+                            .with_detail(format!("nesting deeper than {}", self.max_depth)));
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one object; tells "not JSON" from "JSON but not an object".
+fn parse_top(text: &str) -> Result<Top<'_>, Rejection> {
+    if !text.trim_start().starts_with('{') {
+        let reason = if serde_json::from_str::<IgnoredAny>(text).is_ok() {
+            DeadLetterReason::NotAnObject
+        } else {
+            DeadLetterReason::InvalidJson
+        };
+        return Err(Rejection::new(reason));
+    }
+    serde_json::from_str::<Top<'_>>(text).map_err(|e| {
+        let rejection = Rejection::new(DeadLetterReason::InvalidJson);
+        // Syntax messages name a position, never the input itself.
+        match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                rejection.with_detail(e.to_string())
+            }
+            _ => rejection,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(record: &[u8]) -> Vec<(u32, String)> {
+        lines(record)
+            .map(|(n, l)| (n, String::from_utf8_lossy(l).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn splits_ndjson_and_skips_blank_lines() {
+        assert_eq!(
+            collect(b"{\"a\":1}\r\n\n  \n{\"b\":2}\n"),
+            vec![(1, "{\"a\":1}".to_owned()), (4, "{\"b\":2}".to_owned())]
+        );
+        assert!(collect(b" \n\n").is_empty());
+    }
+
+    #[test]
+    fn keeps_a_pretty_printed_object_whole() {
+        let record = b"\n{\n  \"a\": 1\n}\n";
+        assert_eq!(collect(record), vec![(1, "{\n  \"a\": 1\n}".to_owned())]);
+    }
+}

@@ -1,0 +1,314 @@
+//! The vendor JSON as it arrives, read in one pass into borrowing structs.
+//!
+//! [`Top`] holds every top-level field of every accepted shape: IBM CADF,
+//! Securosys Key Manager, and the envelopes around them (`_source._line`,
+//! `_line`, `payload`/`meta`). Fields nobody reads are skipped by the parser
+//! without being built. [`Data`] is IBM `requestData`/`responseData`: the
+//! fields the contract names are typed, every other field is kept (scrubbed
+//! of key material) for `details`.
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::de::{Embedded, Flag, Int, Key, Obj, Str, scrubbed_value};
+use crate::material::is_key_material;
+
+/// Every top-level field keytrail reads, for every shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Top<'a> {
+    // IBM Activity Tracker (CADF).
+    #[serde(borrow)]
+    pub action: Str<'a>,
+    #[serde(borrow, rename = "eventTime")]
+    pub event_time: Str<'a>,
+    #[serde(borrow)]
+    pub outcome: Str<'a>,
+    #[serde(borrow)]
+    pub message: Str<'a>,
+    #[serde(borrow)]
+    pub severity: Str<'a>,
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    #[serde(borrow)]
+    pub initiator: Obj<Initiator<'a>>,
+    #[serde(borrow)]
+    pub target: Obj<TargetRaw<'a>>,
+    #[serde(borrow)]
+    pub reason: Obj<ReasonRaw<'a>>,
+    #[serde(rename = "requestData")]
+    pub request_data: Embedded<Data>,
+    #[serde(rename = "responseData")]
+    pub response_data: Embedded<Data>,
+    /// Legacy (LogDNA-era) name of `responseData`.
+    #[serde(rename = "responseBody")]
+    pub response_body: Embedded<Data>,
+    /// Legacy request path, used when `requestData.requestURI` is missing.
+    #[serde(borrow, rename = "requestPath")]
+    pub request_path: Str<'a>,
+    #[serde(borrow, rename = "correlationId")]
+    pub correlation_id: Str<'a>,
+    #[serde(borrow, rename = "correlationID")]
+    pub correlation_id_upper: Str<'a>,
+    #[serde(borrow, rename = "logSourceCRN")]
+    pub log_source_crn: Str<'a>,
+    #[serde(rename = "dataEvent")]
+    pub data_event: Flag,
+
+    // Securosys Key Manager UI.
+    #[serde(borrow)]
+    pub timestamp: Str<'a>,
+    #[serde(borrow)]
+    pub level: Str<'a>,
+    #[serde(borrow)]
+    pub event: Str<'a>,
+    #[serde(borrow)]
+    pub category: Str<'a>,
+    #[serde(borrow)]
+    pub user: Str<'a>,
+    #[serde(borrow)]
+    pub role: Str<'a>,
+    #[serde(borrow)]
+    pub provider: Str<'a>,
+    #[serde(borrow)]
+    pub resource: Str<'a>,
+    pub details: Obj<Details>,
+    #[serde(borrow)]
+    pub result: Str<'a>,
+    #[serde(borrow)]
+    pub api_url: Str<'a>,
+    #[serde(borrow)]
+    pub session_id: Str<'a>,
+
+    // Envelopes.
+    /// IBM log-analysis export: the event JSON as a string.
+    #[serde(borrow, rename = "_line")]
+    pub line: Str<'a>,
+    /// IBM log-analysis export: `{"_source": {"_line": "…"}}`.
+    #[serde(borrow, rename = "_source")]
+    pub source: Obj<Box<Top<'a>>>,
+    /// Older wrapper `{"payload": {…event…}, "meta": {…}}`. A `payload` that
+    /// is not an object is skipped unread.
+    #[serde(borrow)]
+    pub payload: Obj<Box<Top<'a>>>,
+}
+
+impl Top<'_> {
+    /// True when the object has any field only IBM CADF events have.
+    pub fn looks_ibm(&self) -> bool {
+        self.event_time.is_present()
+            || self.initiator.0.is_some()
+            || self.target.0.is_some()
+            || self.reason.0.is_some()
+            || self.outcome.is_present()
+            || self.log_source_crn.is_present()
+    }
+
+    /// True when the object has any field only Securosys events have.
+    pub fn looks_securosys(&self) -> bool {
+        self.level.is_present()
+            || self.timestamp.is_present()
+            || self.result.is_present()
+            || self.session_id.is_present()
+            || self.api_url.is_present()
+    }
+}
+
+/// IBM `initiator`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Initiator<'a> {
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    #[serde(borrow)]
+    pub name: Str<'a>,
+    #[serde(borrow)]
+    pub credential: Obj<Credential<'a>>,
+    #[serde(borrow)]
+    pub host: Obj<Host<'a>>,
+}
+
+/// IBM `initiator.credential`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Credential<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Str<'a>,
+}
+
+/// IBM `initiator.host`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Host<'a> {
+    #[serde(borrow)]
+    pub address: Str<'a>,
+    #[serde(borrow)]
+    pub agent: Str<'a>,
+}
+
+/// IBM `target`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct TargetRaw<'a> {
+    #[serde(borrow)]
+    pub id: Str<'a>,
+    #[serde(borrow)]
+    pub name: Str<'a>,
+    #[serde(borrow, rename = "typeURI")]
+    pub type_uri: Str<'a>,
+}
+
+/// IBM `reason`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ReasonRaw<'a> {
+    #[serde(rename = "reasonCode")]
+    pub code: Int,
+    #[serde(borrow, rename = "reasonType")]
+    pub kind: Str<'a>,
+    #[serde(borrow, rename = "reasonForFailure")]
+    pub failure: Str<'a>,
+}
+
+/// A key state as sent: an integer, or (some events) a name.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum KeyState {
+    Code(i64),
+    Name(String),
+}
+
+/// IBM `requestData` / `responseData` (and their nested `initialValue`,
+/// `newValue`, `eventAckData`). Owned: it may come from a decoded string.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Data {
+    pub request_uri: Option<String>,
+    pub instance_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub key_id: Option<String>,
+    pub key_type: Option<String>,
+    pub key_state: Option<KeyState>,
+    pub key_version_id: Option<String>,
+    pub rewrapped_key_version_id: Option<String>,
+    pub key_version_created: Option<String>,
+    pub key_ring_id: Option<String>,
+    pub location: Option<String>,
+    pub admin_id: Option<String>,
+    pub signature_threshold: Option<i64>,
+    pub revocation_signature_threshold: Option<i64>,
+    pub verification_pattern: Option<String>,
+    pub initial_value: Option<Box<Data>>,
+    pub new_value: Option<Box<Data>>,
+    pub event_ack: Option<Box<Data>>,
+    /// Every other field, in order, key material removed.
+    pub extras: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Data {
+    /// The nested objects' leftovers, keyed by their field name, followed by
+    /// this object's own extras: what goes to `details`.
+    pub fn into_details(self, details: &mut serde_json::Map<String, serde_json::Value>) {
+        let nested = [
+            ("initialValue", self.initial_value),
+            ("newValue", self.new_value),
+            ("eventAckData", self.event_ack),
+        ];
+        for (name, data) in nested {
+            if let Some(data) = data.filter(|d| !d.extras.is_empty()) {
+                details.insert(name.to_owned(), serde_json::Value::Object(data.extras));
+            }
+        }
+        details.extend(self.extras);
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(DataVisitor)
+    }
+}
+
+struct DataVisitor;
+
+impl<'de> Visitor<'de> for DataVisitor {
+    type Value = Data;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
+        let mut data = Data::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let text = |map: &mut A| -> Result<Option<String>, A::Error> {
+                Ok(map.next_value::<Str<'_>>()?.trimmed())
+            };
+            match key.as_ref() {
+                "requestURI" | "requestUri" => data.request_uri = text(&mut map)?,
+                "instanceID" | "instanceId" => data.instance_id = text(&mut map)?,
+                "correlationId" | "correlationID" => data.correlation_id = text(&mut map)?,
+                "keyId" | "keyID" => data.key_id = text(&mut map)?,
+                "keyType" => data.key_type = text(&mut map)?,
+                "keyVersionId" => data.key_version_id = text(&mut map)?,
+                "rewrappedKeyVersionId" => data.rewrapped_key_version_id = text(&mut map)?,
+                "keyVersionCreationDate" => data.key_version_created = text(&mut map)?,
+                "keyRingId" | "keyRingID" => data.key_ring_id = text(&mut map)?,
+                "location" => data.location = text(&mut map)?,
+                "adminId" | "adminID" => data.admin_id = text(&mut map)?,
+                "verificationPattern" => data.verification_pattern = text(&mut map)?,
+                "signatureThreshold" => data.signature_threshold = map.next_value::<Int>()?.0,
+                "revocationSignatureThreshold" => {
+                    data.revocation_signature_threshold = map.next_value::<Int>()?.0;
+                }
+                "keyState" => {
+                    let state: Str<'_> = map.next_value()?;
+                    data.key_state = state.get().map(|s| match s.trim().parse::<i64>() {
+                        Ok(code) => KeyState::Code(code),
+                        Err(_) => KeyState::Name(s.trim().to_ascii_lowercase()),
+                    });
+                }
+                "initialValue" => {
+                    data.initial_value = map.next_value::<Obj<Data>>()?.0.map(Box::new)
+                }
+                "newValue" => data.new_value = map.next_value::<Obj<Data>>()?.0.map(Box::new),
+                "eventAckData" => data.event_ack = map.next_value::<Obj<Data>>()?.0.map(Box::new),
+                name if is_key_material(name) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    let value = scrubbed_value(&mut map)?;
+                    data.extras.insert(key.into_owned(), value);
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// Securosys `details`: kept whole, key material removed.
+#[derive(Debug, Default)]
+pub(crate) struct Details(pub serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DetailsVisitor;
+        impl<'de> Visitor<'de> for DetailsVisitor {
+            type Value = Details;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Details, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    if is_key_material(&key) {
+                        map.next_value::<IgnoredAny>()?;
+                    } else {
+                        let value = scrubbed_value(&mut map)?;
+                        out.insert(key.into_owned(), value);
+                    }
+                }
+                Ok(Details(out))
+            }
+        }
+        deserializer.deserialize_map(DetailsVisitor)
+    }
+}
