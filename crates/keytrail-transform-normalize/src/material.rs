@@ -29,11 +29,12 @@ pub fn is_key_material(name: &str) -> bool {
     KEY_MATERIAL.iter().any(|k| k.as_bytes() == folded)
 }
 
-/// Removes key-material fields from `value`, at any depth.
+/// Removes key-material fields from `value`, at any depth, and the fields
+/// whose value is an empty string (the contract has no empty strings).
 pub fn scrub(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            map.retain(|k, _| !is_key_material(k));
+            map.retain(|k, v| !is_key_material(k) && v.as_str() != Some(""));
             map.values_mut().for_each(scrub);
         }
         Value::Array(items) => items.iter_mut().for_each(scrub),
@@ -67,7 +68,7 @@ mod tests {
         let mut value = serde_json::json!({
             "keep": 1,
             "payload": "secret",
-            "nested": {"iv": "x", "list": [{"plaintext": "y", "ok": true}]}
+            "nested": {"iv": "x", "empty": "", "list": [{"plaintext": "y", "ok": true}]}
         });
         scrub(&mut value);
         assert_eq!(

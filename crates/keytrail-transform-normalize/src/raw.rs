@@ -276,7 +276,9 @@ impl<'de> Visitor<'de> for DataVisitor {
                 }
                 _ => {
                     let value = scrubbed_value(&mut map)?;
-                    data.extras.insert(key.into_owned(), value);
+                    if value.as_str() != Some("") {
+                        data.extras.insert(key.into_owned(), value);
+                    }
                 }
             }
         }
@@ -303,7 +305,9 @@ impl<'de> Deserialize<'de> for Details {
                         map.next_value::<IgnoredAny>()?;
                     } else {
                         let value = scrubbed_value(&mut map)?;
-                        out.insert(key.into_owned(), value);
+                        if value.as_str() != Some("") {
+                            out.insert(key.into_owned(), value);
+                        }
                     }
                 }
                 Ok(Details(out))

@@ -40,6 +40,7 @@ pub(crate) fn build(top: Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection>
     event.actor.session_id = top.session_id.owned();
     event.target.id = top.resource.owned();
     event.target.api_url = top.api_url.owned();
+    event.event_id = top.id.trimmed();
     event.details = top
         .details
         .0

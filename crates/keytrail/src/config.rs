@@ -1,0 +1,111 @@
+//! The configuration file: TOML, closed (unknown keys are refused), with
+//! `${ENV_VAR}` interpolation, validated as a whole before anything starts.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use keytrail_transform_classify::ClassifyConfig;
+use keytrail_transform_enrich::EnrichConfig;
+use keytrail_transform_normalize::NormalizeConfig;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[normalize]`: input limits.
+    pub normalize: NormalizeConfig,
+    /// `[enrich]`: extra catalog rows and operator lookups.
+    pub enrich: EnrichConfig,
+    /// `[classify]`: severity overrides and extra actionable events.
+    pub classify: ClassifyConfig,
+}
+
+impl Config {
+    /// Reads, interpolates and parses a configuration file, then builds every
+    /// stage once to validate it.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = interpolate(&text).with_context(|| format!("in config {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        crate::transforms::Transforms::build(&config)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        Ok(config)
+    }
+}
+
+/// Replaces `${NAME}` with the environment variable NAME; `$${` is a literal
+/// `${`. An unset variable is an error naming it (never its value).
+pub fn interpolate(text: &str) -> anyhow::Result<String> {
+    interpolate_with(text, |name| std::env::var(name).ok())
+}
+
+/// [`interpolate`] with a given variable lookup.
+pub fn interpolate_with(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        if rest[..at].ends_with('$') {
+            out.push_str(&rest[..at - 1]);
+            out.push_str("${");
+            rest = &rest[at + 2..];
+            continue;
+        }
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find('}')
+            .context("unterminated ${ in config (write $${ for a literal)")?;
+        let name = &after[..end];
+        anyhow::ensure!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "invalid environment variable name {name:?} in config"
+        );
+        let value =
+            lookup(name).with_context(|| format!("environment variable {name} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "s3cret".to_owned())
+    }
+
+    #[test]
+    fn interpolates_and_escapes() {
+        assert_eq!(
+            interpolate_with("a=${TOKEN} b=$${LITERAL}", lookup).expect("interpolates"),
+            "a=s3cret b=${LITERAL}"
+        );
+        let err = interpolate_with("x=${UNSET_VAR}", lookup).expect_err("unset fails");
+        assert!(err.to_string().contains("UNSET_VAR"));
+        assert!(interpolate_with("x=${oops", lookup).is_err());
+        assert!(interpolate_with("x=${a b}", lookup).is_err());
+    }
+
+    #[test]
+    fn unset_variable_errors_never_show_values() {
+        let err = interpolate_with("a=${TOKEN} b=${NOPE}", lookup).expect_err("fails");
+        assert!(!format!("{err:#}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = toml::from_str::<Config>("[normalize]\nmax_depht = 3\n").expect_err("refused");
+        assert!(err.to_string().contains("max_depht"), "{err}");
+        let err = toml::from_str::<Config>("[nomalize]\n").expect_err("refused");
+        assert!(err.to_string().contains("nomalize"), "{err}");
+    }
+}
