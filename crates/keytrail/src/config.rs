@@ -37,7 +37,8 @@ impl Config {
 }
 
 /// Replaces `${NAME}` with the environment variable NAME; `$${` is a literal
-/// `${`. An unset variable is an error naming it (never its value).
+/// `${`. Whole-line comments are left as written. An unset variable is an
+/// error naming it (never its value).
 pub fn interpolate(text: &str) -> anyhow::Result<String> {
     interpolate_with(text, |name| std::env::var(name).ok())
 }
@@ -46,6 +47,23 @@ pub fn interpolate(text: &str) -> anyhow::Result<String> {
 pub fn interpolate_with(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            let line =
+                interpolate_line(line, &lookup).with_context(|| format!("line {}", n + 1))?;
+            out.push_str(&line);
+        }
+    }
+    Ok(out)
+}
+
+fn interpolate_line(
+    text: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -90,9 +108,13 @@ mod tests {
             "a=s3cret b=${LITERAL}"
         );
         let err = interpolate_with("x=${UNSET_VAR}", lookup).expect_err("unset fails");
-        assert!(err.to_string().contains("UNSET_VAR"));
+        assert!(format!("{err:#}").contains("UNSET_VAR"));
         assert!(interpolate_with("x=${oops", lookup).is_err());
         assert!(interpolate_with("x=${a b}", lookup).is_err());
+        assert_eq!(
+            interpolate_with("# see ${NAME}\nx = \"${TOKEN}\"\n", lookup).expect("comments kept"),
+            "# see ${NAME}\nx = \"s3cret\"\n"
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use keytrail_core::{DeadLetterReason, RecordMeta};
+use std::collections::BTreeMap;
+
+use keytrail_core::{DeadLetterReason, Event, RecordMeta, Severity};
 
 use crate::config::Config;
 use crate::transforms::Transforms;
@@ -28,6 +30,11 @@ pub struct Args {
     /// Configuration file (for `[normalize]`, `[enrich]`, `[classify]`).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// At the end, print a summary to stderr (lines starting with `#`):
+    /// events by source and severity, actionable events, bad lines by
+    /// reason, throughput.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 const OUT_BUFFER_BYTES: usize = 1 << 18;
@@ -49,7 +56,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let stdout = io::stdout().lock();
     let stderr = io::stderr().lock();
-    match normalize_stream(input, stdout, stderr, &transforms, limit) {
+    let started = std::time::Instant::now();
+    let mut stats = Stats::default();
+    let result = normalize_stream(input, stdout, stderr, &transforms, limit, &mut stats);
+    if args.stats {
+        stats.print(started.elapsed());
+    }
+    match result {
         Err(Failure::Read(err)) => Err(err).context("cannot read input"),
         Err(Failure::Write(err)) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(Failure::Write(err)) => Err(err).context("cannot write output"),
@@ -73,6 +86,7 @@ pub fn normalize_stream(
     err: impl Write,
     transforms: &Transforms,
     limit: usize,
+    stats: &mut Stats,
 ) -> Result<(), Failure> {
     let mut out = BufWriter::with_capacity(OUT_BUFFER_BYTES, out);
     let mut err = BufWriter::new(err);
@@ -85,8 +99,10 @@ pub fn normalize_stream(
             break;
         };
         line_no += 1;
+        stats.bytes += line.len() as u64;
         let text = line.trim_ascii();
         if too_long {
+            stats.rejected(&DeadLetterReason::TooLarge);
             report(&mut err, &DeadLetterReason::TooLarge, line_no)?;
             continue;
         }
@@ -95,14 +111,81 @@ pub fn normalize_stream(
         }
         match transforms.line(text, &meta) {
             Ok(event) => {
+                stats.event(&event);
                 serde_json::to_writer(&mut out, &event).map_err(|e| Failure::Write(e.into()))?;
                 out.write_all(b"\n").map_err(Failure::Write)?;
             }
-            Err(rejection) => report(&mut err, &rejection.reason, line_no)?,
+            Err(rejection) => {
+                stats.rejected(&rejection.reason);
+                report(&mut err, &rejection.reason, line_no)?;
+            }
         }
     }
     out.flush().map_err(Failure::Write)?;
     err.flush().map_err(Failure::Write)
+}
+
+/// Counts for `--stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    by_source: BTreeMap<&'static str, u64>,
+    by_severity: BTreeMap<Severity, u64>,
+    actionable: u64,
+    rejected: BTreeMap<&'static str, u64>,
+    bytes: u64,
+}
+
+impl Stats {
+    fn event(&mut self, event: &Event) {
+        *self.by_source.entry(event.source.as_str()).or_default() += 1;
+        *self.by_severity.entry(event.severity).or_default() += 1;
+        self.actionable += u64::from(event.actionable);
+    }
+
+    fn rejected(&mut self, reason: &DeadLetterReason) {
+        *self.rejected.entry(reason.label()).or_default() += 1;
+    }
+
+    fn total(&self) -> u64 {
+        self.by_source.values().sum::<u64>() + self.rejected.values().sum::<u64>()
+    }
+
+    fn print(&self, elapsed: std::time::Duration) {
+        let events: u64 = self.by_source.values().sum();
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut lines = vec![format!(
+            "# {events} events, {} bad lines, {:.0} lines/s, {:.1} MB/s",
+            self.total() - events,
+            self.total() as f64 / secs,
+            self.bytes as f64 / secs / 1e6
+        )];
+        let join = |m: Vec<(String, u64)>| {
+            m.into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let by_source = self
+            .by_source
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        lines.push(format!("# by source: {}", join(by_source)));
+        let by_severity = self
+            .by_severity
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), *v))
+            .collect();
+        lines.push(format!("# by severity: {}", join(by_severity)));
+        lines.push(format!("# actionable: {}", self.actionable));
+        let rejected = self
+            .rejected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        lines.push(format!("# bad lines by reason: {}", join(rejected)));
+        eprintln!("{}", lines.join("\n"));
+    }
 }
 
 fn report(err: &mut impl Write, reason: &DeadLetterReason, line: u64) -> Result<(), Failure> {
@@ -156,7 +239,15 @@ mod tests {
     fn run_on(input: &str, limit: usize) -> (Vec<serde_json::Value>, String) {
         let transforms = Transforms::build(&Config::default()).expect("default config builds");
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        normalize_stream(input.as_bytes(), &mut out, &mut err, &transforms, limit).expect("runs");
+        normalize_stream(
+            input.as_bytes(),
+            &mut out,
+            &mut err,
+            &transforms,
+            limit,
+            &mut Stats::default(),
+        )
+        .expect("runs");
         let events = String::from_utf8(out)
             .expect("utf-8")
             .lines()

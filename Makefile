@@ -1,0 +1,45 @@
+# keytrail — every target CI runs is here; `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+DEMO_EVENTS ?= 20000
+DEMO_DIR := target/demo
+KEYTRAIL := target/release/keytrail
+
+.PHONY: help build test demo bench lint fmt fuzz clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## Build the release binary (target/release/keytrail)
+	$(CARGO) build --release --locked -p keytrail
+
+test: ## Run every test (unit, golden, property, integration)
+	$(CARGO) test --workspace --locked
+
+demo: build ## Generate vendor events and normalize them (prints a summary)
+	@mkdir -p $(DEMO_DIR)
+	$(KEYTRAIL) gen --events $(DEMO_EVENTS) --seed 7 > $(DEMO_DIR)/sample.jsonl
+	$(KEYTRAIL) normalize --stats $(DEMO_DIR)/sample.jsonl > $(DEMO_DIR)/normalized.jsonl 2> $(DEMO_DIR)/stderr.log
+	@grep '^{' $(DEMO_DIR)/stderr.log > $(DEMO_DIR)/errors.jsonl || true
+	@echo "== an actionable event:" && grep -m 1 '"actionable":true' $(DEMO_DIR)/normalized.jsonl
+	@echo "== summary:" && grep '^#' $(DEMO_DIR)/stderr.log
+	@echo "== files: input $(DEMO_DIR)/sample.jsonl, events $(DEMO_DIR)/normalized.jsonl, bad lines $(DEMO_DIR)/errors.jsonl"
+
+bench: ## Run the criterion benches (results in target/criterion)
+	$(CARGO) bench --locked -p keytrail-benches
+
+lint: ## Check formatting and clippy (warnings are errors)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fuzz: ## Fuzz the normalizer for FUZZ_SECONDS (needs nightly and cargo-fuzz)
+	cd fuzz && $(CARGO) +nightly fuzz run normalize_line -- -max_total_time=$${FUZZ_SECONDS:-60}
+
+clean: ## Remove build output
+	$(CARGO) clean
