@@ -198,3 +198,6 @@ impl Normalizer {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proptests;
