@@ -28,7 +28,11 @@ demo: build ## Generate vendor events and normalize them (prints a summary)
 	@echo "== summary:" && grep '^#' $(DEMO_DIR)/stderr.log
 	@echo "== files: input $(DEMO_DIR)/sample.jsonl, events $(DEMO_DIR)/normalized.jsonl, bad lines $(DEMO_DIR)/errors.jsonl"
 
-bench: ## Run the criterion benches (results in target/criterion)
+BENCH_EVENTS ?= 20000
+
+bench: build ## Run the criterion benches on a generated corpus (results in target/criterion)
+	@mkdir -p benches/data
+	$(KEYTRAIL) gen --events $(BENCH_EVENTS) --seed 1 > benches/data/corpus.jsonl
 	$(CARGO) bench --locked -p keytrail-benches
 
 lint: ## Check formatting and clippy (warnings are errors)
