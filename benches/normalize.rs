@@ -5,6 +5,9 @@
 //! Corpus: `benches/data/corpus.jsonl`, written by `make bench` with
 //! `keytrail gen --seed 1` (set `KEYTRAIL_BENCH_CORPUS` to use another file).
 
+// criterion_group! generates undocumented items.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -245,20 +245,15 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
 /// A nested object sent either as an object or as a JSON-encoded string
 /// (IBM `requestData` / `responseData`). The string form is kept and parsed
 /// later, once its nesting depth has been checked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) enum Embedded<T> {
     /// Not there, or of another type.
+    #[default]
     Absent,
     /// Sent as an object.
     Parsed(T),
     /// Sent as a string holding JSON text.
     Text(String),
-}
-
-impl<T> Default for Embedded<T> {
-    fn default() -> Self {
-        Embedded::Absent
-    }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Embedded<T> {
