@@ -10,11 +10,42 @@ use super::*;
 
 /// Field names the parsers look at, so random objects reach deep paths.
 const KEYS: &[&str] = &[
-    "action", "eventTime", "outcome", "initiator", "target", "reason", "reasonCode",
-    "requestData", "responseData", "responseBody", "keyState", "newValue", "initialValue",
-    "eventAckData", "location", "payload", "_line", "_source", "event", "timestamp", "level",
-    "details", "result", "id", "name", "host", "address", "credential", "type", "logSourceCRN",
-    "correlationId", "correlationID", "signatureThreshold", "iv", "plaintext", "x",
+    "action",
+    "eventTime",
+    "outcome",
+    "initiator",
+    "target",
+    "reason",
+    "reasonCode",
+    "requestData",
+    "responseData",
+    "responseBody",
+    "keyState",
+    "newValue",
+    "initialValue",
+    "eventAckData",
+    "location",
+    "payload",
+    "_line",
+    "_source",
+    "event",
+    "timestamp",
+    "level",
+    "details",
+    "result",
+    "id",
+    "name",
+    "host",
+    "address",
+    "credential",
+    "type",
+    "logSourceCRN",
+    "correlationId",
+    "correlationID",
+    "signatureThreshold",
+    "iv",
+    "plaintext",
+    "x",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -22,18 +53,27 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "[ -~]{0,12}".prop_map(Value::String),
         Just(Value::String("2024-01-01T00:00:00.123+0000".into())),
         Just(Value::String("hs-crypto.secrets.create".into())),
-        Just(Value::String("crn:v1:bluemix:public:kms:us-south:a/1:2:key:3".into())),
+        Just(Value::String(
+            "crn:v1:bluemix:public:kms:us-south:a/1:2:key:3".into()
+        )),
         Just(Value::String("{\"keyState\":1}".into())),
     ];
     leaf.prop_recursive(6, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec((prop::sample::select(KEYS), inner), 0..8).prop_map(|fields| {
-                Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
+                Value::Object(
+                    fields
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect::<Map<_, _>>(),
+                )
             }),
         ]
     })
