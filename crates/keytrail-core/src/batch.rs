@@ -129,6 +129,25 @@ pub struct RecordMeta {
     pub region: Option<String>,
 }
 
+/// One Kafka record (or file line) before normalization.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// The record value, as produced.
+    pub payload: Vec<u8>,
+    /// Origin, timestamp and routing headers.
+    pub meta: RecordMeta,
+}
+
+/// Records on their way from the source to the normalizer, with the
+/// acknowledgement that stands for them.
+#[derive(Debug)]
+pub struct RawBatch {
+    /// The records, in consumption order.
+    pub records: Vec<RawRecord>,
+    /// Resolved by the sinks downstream.
+    pub ack: AckToken,
+}
+
 /// The unit that flows between stages.
 #[derive(Debug)]
 pub struct Batch {

@@ -23,11 +23,11 @@ pub mod event;
 pub mod stage;
 pub mod time;
 
-pub use batch::{AckToken, Batch, BatchStatus, RecordMeta};
+pub use batch::{AckToken, Batch, BatchStatus, RawBatch, RawRecord, RecordMeta};
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use event::{
     Actor, Category, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source, Target,
     Text, TkeFacts,
 };
-pub use stage::{Sink, SinkError, Transform};
+pub use stage::{DeadLetterBatch, SharedEvents, Sink, SinkError, Transform};
 pub use time::{TimeError, Timestamp};

@@ -1,0 +1,516 @@
+//! The consumer-group source.
+//!
+//! One rdkafka `StreamConsumer` per process, in a consumer group over one or
+//! more topics. Records are gathered into batches (by count and linger),
+//! each batch gets an [`AckToken`] whose resolution comes back to the source,
+//! and the [`OffsetTracker`] decides what may be committed. The loop:
+//!
+//! - **commits** on an interval, asynchronously, only positions the tracker
+//!   hands out (never a synchronous commit per record);
+//! - **backpressure**: when the pipeline's first channel is full it pauses
+//!   every assigned partition and keeps polling (so the group does not
+//!   rebalance), and resumes once there is room;
+//! - **replays** a partition from its first undelivered offset when a batch
+//!   failed;
+//! - **rebalances**: on revocation it drops the records of the revoked
+//!   partitions it has not sent yet, waits (bounded) for their in-flight
+//!   batches, commits synchronously and lets them go; assigned partitions
+//!   start from their committed offset;
+//! - **shuts down** by sending what it holds, closing its channel (so every
+//!   stage drains), waiting (bounded) for the last acknowledgements and
+//!   committing synchronously.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use keytrail_core::{AckToken, BatchStatus, Origin, RawBatch, RawRecord, RecordMeta, Timestamp};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, error::KafkaResult};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::MissedTickBehavior;
+
+use crate::config::KafkaConfig;
+use crate::telemetry;
+use crate::tracker::{BatchId, OffsetTracker, PartitionKey};
+
+/// Why the source could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The consumer could not be created.
+    #[error("cannot create the kafka consumer")]
+    Create(#[source] rdkafka::error::KafkaError),
+    /// The subscription failed.
+    #[error("cannot subscribe to kafka topics")]
+    Subscribe(#[source] rdkafka::error::KafkaError),
+}
+
+/// State shared by the consumer loop and the rebalance callbacks (which run
+/// inside the consumer's poll, on the loop's own task).
+struct State {
+    tracker: OffsetTracker,
+    acks: mpsc::UnboundedReceiver<(BatchId, BatchStatus)>,
+    /// Records consumed but not yet sent downstream.
+    pending: Vec<RawRecord>,
+    paused: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Positions whose asynchronous commit failed, to hand out again.
+    failed_commits: Mutex<Vec<(PartitionKey, i64)>>,
+    revocation_timeout: Duration,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain bookkeeping behind; keep
+    // going with it rather than poisoning the whole source.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl State {
+    /// Applies every acknowledgement that has arrived; returns the
+    /// partitions to replay.
+    fn drain_acks(&mut self) -> Vec<crate::tracker::Replay> {
+        let mut replays = Vec::new();
+        while let Ok((id, status)) = self.acks.try_recv() {
+            replays.extend(self.tracker.resolve(id, status));
+        }
+        replays
+    }
+}
+
+/// The consumer context: rebalance, commit and statistics callbacks.
+pub struct SourceContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        let committed: HashMap<PartitionKey, i64> = {
+            let state = lock(&self.shared.state);
+            state.tracker.committed().into_iter().collect()
+        };
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                let key = PartitionKey::new(topic.as_str(), *partition);
+                if let Some(position) = committed.get(&key)
+                    && p.hi_offset >= 0
+                {
+                    telemetry::lag(topic, *partition, p.hi_offset - position);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
+        telemetry::rebalance("revoke", revoked.count());
+        let keys: Vec<PartitionKey> = revoked
+            .elements()
+            .iter()
+            .map(|e| PartitionKey::new(e.topic(), e.partition()))
+            .collect();
+        let mut state = lock(&self.shared.state);
+        state.pending.retain(|r| {
+            r.meta.origin.as_ref().is_none_or(|o| {
+                !keys
+                    .iter()
+                    .any(|k| k.partition == o.partition && *k.topic == *o.topic)
+            })
+        });
+        // Wait (bounded) for the revoked partitions' batches in flight. The
+        // other stages run on other threads; acknowledgements arrive on the
+        // channel meanwhile.
+        let deadline = Instant::now() + self.shared.revocation_timeout;
+        loop {
+            let _ = state.drain_acks();
+            let waiting: usize = keys.iter().map(|k| state.tracker.in_flight(k)).sum();
+            if waiting == 0 || Instant::now() >= deadline {
+                if waiting > 0 {
+                    tracing::warn!(
+                        batches = waiting,
+                        "revocation timed out waiting for in-flight batches; they will be replayed by the next owner"
+                    );
+                }
+                break;
+            }
+            drop(state);
+            std::thread::sleep(Duration::from_millis(2));
+            state = lock(&self.shared.state);
+        }
+        let mut commits = Vec::new();
+        for key in &keys {
+            if let Some(position) = state.tracker.revoke(key) {
+                commits.push((key.clone(), position));
+            }
+        }
+        drop(state);
+        if !commits.is_empty() {
+            match consumer.commit(&to_list(&commits), CommitMode::Sync) {
+                Ok(()) => telemetry::committed(&commits),
+                Err(error) => telemetry::commit_failed(&error),
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(assigned) = rebalance else {
+            return;
+        };
+        telemetry::rebalance("assign", assigned.count());
+        let mut state = lock(&self.shared.state);
+        for e in assigned.elements() {
+            state
+                .tracker
+                .assign(PartitionKey::new(e.topic(), e.partition()));
+        }
+        if state.paused && assigned.count() > 0 {
+            // The pipeline is still full: new partitions wait too.
+            if let Err(error) = consumer.pause(assigned) {
+                telemetry::consumer_error(&error);
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            telemetry::commit_failed(&error);
+            let mut failed = lock(&self.shared.failed_commits);
+            for e in offsets.elements() {
+                if let Offset::Offset(position) = e.offset() {
+                    failed.push((PartitionKey::new(e.topic(), e.partition()), position));
+                }
+            }
+        }
+    }
+}
+
+fn to_list(positions: &[(PartitionKey, i64)]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (key, position) in positions {
+        // Adding a fresh partition to a new list cannot fail.
+        let _ = list.add_partition_offset(&key.topic, key.partition, Offset::Offset(*position));
+    }
+    list
+}
+
+/// The Kafka source. See the module docs.
+pub struct KafkaSource {
+    consumer: StreamConsumer<SourceContext>,
+    shared: Arc<Shared>,
+    ack_tx: mpsc::UnboundedSender<(BatchId, BatchStatus)>,
+    notify: Arc<Notify>,
+    topics: HashMap<String, Arc<str>>,
+    config: KafkaConfig,
+}
+
+impl KafkaSource {
+    /// Creates the consumer and subscribes to the configured topics.
+    pub fn new(config: &KafkaConfig) -> Result<KafkaSource, SourceError> {
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                tracker: OffsetTracker::new(),
+                acks,
+                pending: Vec::new(),
+                paused: false,
+            }),
+            failed_commits: Mutex::new(Vec::new()),
+            revocation_timeout: Duration::from_millis(config.revocation_timeout_ms),
+        });
+        let consumer: StreamConsumer<SourceContext> = config
+            .consumer_config()
+            .create_with_context(SourceContext {
+                shared: Arc::clone(&shared),
+            })
+            .map_err(SourceError::Create)?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(SourceError::Subscribe)?;
+        Ok(KafkaSource {
+            consumer,
+            shared,
+            ack_tx,
+            notify: Arc::new(Notify::new()),
+            topics: HashMap::new(),
+            config: config.clone(),
+        })
+    }
+
+    /// Runs until `shutdown` resolves or the output channel closes, then
+    /// drains and commits (see the module docs).
+    pub async fn run(
+        mut self,
+        output: mpsc::Sender<RawBatch>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let max_records = self.config.batch_max_records;
+        let linger = Duration::from_millis(self.config.batch_linger_ms);
+        let mut commit_tick =
+            tokio::time::interval(Duration::from_millis(self.config.commit_interval_ms));
+        commit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut linger_deadline: Option<tokio::time::Instant> = None;
+
+        loop {
+            self.apply_acks();
+            let (pending, paused) = {
+                let state = lock(&self.shared.state);
+                (state.pending.len(), state.paused)
+            };
+            let ready = pending >= max_records
+                || (pending > 0
+                    && linger_deadline.is_some_and(|d| d <= tokio::time::Instant::now()));
+            if ready {
+                match output.try_reserve() {
+                    Ok(permit) => {
+                        permit.send(self.take_batch(max_records));
+                        linger_deadline = None;
+                        if paused {
+                            self.set_paused(false);
+                        }
+                        continue;
+                    }
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        if !paused {
+                            self.set_paused(true);
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(())) => break,
+                }
+            }
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = self.notify.notified() => {}
+                _ = commit_tick.tick() => self.commit(CommitMode::Async),
+                permit = output.reserve(), if ready => {
+                    let Ok(permit) = permit else { break };
+                    permit.send(self.take_batch(max_records));
+                    linger_deadline = None;
+                    self.set_paused(false);
+                }
+                () = sleep_until(linger_deadline), if pending > 0 && !ready => {}
+                message = self.consumer.recv() => match message {
+                    Ok(message) => {
+                        let record = owned_record(&mut self.topics, &message);
+                        let mut state = lock(&self.shared.state);
+                        if let Some(origin) = &record.meta.origin {
+                            let key = PartitionKey { topic: Arc::clone(&origin.topic), partition: origin.partition };
+                            if !state.tracker.is_assigned(&key) {
+                                // A record of a partition revoked meanwhile.
+                                continue;
+                            }
+                            state.tracker.observe(&key, origin.offset);
+                        }
+                        state.pending.push(record);
+                        if linger_deadline.is_none() {
+                            linger_deadline = Some(tokio::time::Instant::now() + linger);
+                        }
+                    }
+                    Err(error) => telemetry::consumer_error(&error),
+                },
+            }
+        }
+        self.drain(output).await;
+    }
+
+    /// Resolves acknowledged batches, replays failed partitions, retries
+    /// failed commits.
+    fn apply_acks(&mut self) {
+        let replays = {
+            let mut state = lock(&self.shared.state);
+            let replays = state.drain_acks();
+            for replay in &replays {
+                state.pending.retain(|r| {
+                    r.meta.origin.as_ref().is_none_or(|o| {
+                        o.partition != replay.key.partition || *o.topic != *replay.key.topic
+                    })
+                });
+            }
+            replays
+        };
+        for replay in replays {
+            telemetry::replay(&replay.key, replay.offset);
+            if let Err(error) = self.consumer.seek(
+                &replay.key.topic,
+                replay.key.partition,
+                Offset::Offset(replay.offset),
+                Timeout::After(Duration::from_secs(5)),
+            ) {
+                telemetry::consumer_error(&error);
+            }
+        }
+        let failed = std::mem::take(&mut *lock(&self.shared.failed_commits));
+        if !failed.is_empty() {
+            lock(&self.shared.state).tracker.commit_failed(&failed);
+        }
+    }
+
+    /// Commits every position that advanced.
+    fn commit(&mut self, mode: CommitMode) {
+        self.apply_acks();
+        let commits = lock(&self.shared.state).tracker.take_commits();
+        if commits.is_empty() {
+            return;
+        }
+        match self.consumer.commit(&to_list(&commits), mode) {
+            Ok(()) => telemetry::committed(&commits),
+            Err(error) => {
+                telemetry::commit_failed(&error);
+                lock(&self.shared.state).tracker.commit_failed(&commits);
+            }
+        }
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        let assignment = match self.consumer.assignment() {
+            Ok(list) => list,
+            Err(error) => {
+                telemetry::consumer_error(&error);
+                return;
+            }
+        };
+        let result = if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        match result {
+            Ok(()) => {
+                lock(&self.shared.state).paused = paused;
+                telemetry::paused(paused, assignment.count());
+            }
+            Err(error) => telemetry::consumer_error(&error),
+        }
+    }
+
+    /// Takes up to `max` pending records as a batch and registers it.
+    fn take_batch(&mut self, max: usize) -> RawBatch {
+        let mut state = lock(&self.shared.state);
+        let n = state.pending.len().min(max);
+        let records: Vec<RawRecord> = state.pending.drain(..n).collect();
+        let mut ends: HashMap<PartitionKey, i64> = HashMap::new();
+        for origin in records.iter().filter_map(|r| r.meta.origin.as_ref()) {
+            let end = ends
+                .entry(PartitionKey {
+                    topic: Arc::clone(&origin.topic),
+                    partition: origin.partition,
+                })
+                .or_insert(origin.offset + 1);
+            *end = (*end).max(origin.offset + 1);
+        }
+        let id = state.tracker.register(ends);
+        drop(state);
+        let ack_tx = self.ack_tx.clone();
+        let notify = Arc::clone(&self.notify);
+        let ack = AckToken::new(move |status| {
+            // The source may be gone at shutdown; nothing to tell then.
+            let _ = ack_tx.send((id, status));
+            notify.notify_one();
+        });
+        RawBatch { records, ack }
+    }
+}
+
+/// One consumed message as an owned record; topic names are shared.
+fn owned_record(
+    topics: &mut HashMap<String, Arc<str>>,
+    message: &BorrowedMessage<'_>,
+) -> RawRecord {
+    let topic = match topics.get(message.topic()) {
+        Some(topic) => Arc::clone(topic),
+        None => {
+            let topic: Arc<str> = Arc::from(message.topic());
+            topics.insert(message.topic().to_owned(), Arc::clone(&topic));
+            topic
+        }
+    };
+    telemetry::records_consumed(&topic, 1);
+    let mut meta = RecordMeta {
+        origin: Some(Origin {
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+        }),
+        timestamp: message.timestamp().to_millis().map(Timestamp::from_millis),
+        account: None,
+        region: None,
+    };
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            let value = header
+                .value
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty());
+            match header.key {
+                "account" => meta.account = value.map(str::to_owned),
+                "region" => meta.region = value.map(str::to_owned),
+                _ => {}
+            }
+        }
+    }
+    RawRecord {
+        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        meta,
+    }
+}
+
+impl KafkaSource {
+    /// Shutdown: send what is pending, close the channel, wait (bounded) for
+    /// the last acknowledgements, commit synchronously.
+    async fn drain(mut self, output: mpsc::Sender<RawBatch>) {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.drain_timeout_ms);
+        loop {
+            let pending = lock(&self.shared.state).pending.len();
+            if pending == 0 {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, output.reserve()).await {
+                Ok(Ok(permit)) => permit.send(self.take_batch(self.config.batch_max_records)),
+                _ => break,
+            }
+        }
+        drop(output);
+        loop {
+            self.apply_acks();
+            let in_flight = lock(&self.shared.state).tracker.batches_in_flight();
+            if in_flight == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, self.notify.notified())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    batches = in_flight,
+                    "shutdown timed out waiting for acknowledgements; they will be replayed"
+                );
+                break;
+            }
+        }
+        self.commit(CommitMode::Sync);
+        tracing::info!("kafka source stopped");
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
