@@ -1,1 +1,4 @@
 //! keytrail integration tests.
+
+mod golden;
+mod real_samples;

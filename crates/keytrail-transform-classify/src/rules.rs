@@ -320,9 +320,23 @@ fn assess_securosys(lookups: &Lookups, event: &Event) -> Assessment {
         severity,
         ocsf: ocsf(lookups, event, verb, error_level),
         facts: VendorFacts::Securosys {
-            row: lookups.securosys_row(&event.action),
+            row: lookups
+                .securosys_row(&event.action)
+                .filter(|row| level.is_none_or(|level| same_level(row.level, level))),
         },
     }
+}
+
+/// Securosys levels compare without case, `WARN` reading as `WARNING`.
+fn same_level(documented: &str, sent: &str) -> bool {
+    fn canonical(level: &str) -> &str {
+        if level.eq_ignore_ascii_case("WARN") {
+            "WARNING"
+        } else {
+            level
+        }
+    }
+    canonical(documented).eq_ignore_ascii_case(canonical(sent))
 }
 
 fn lookup_verb(lookups: &Lookups, verb: &str) -> VerbMatch {

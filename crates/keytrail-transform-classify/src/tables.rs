@@ -402,8 +402,9 @@ const fn row(
 
 /// The Securosys Key Manager's important (actionable) log events, in the
 /// vendor's order. An exact name wins over a suffix (`MTLS_FAILED` gets its
-/// own hint, not the `_FAILED` one); every row is actionable whatever its
-/// level, and no other Securosys event is.
+/// own hint, not the `_FAILED` one). A row matches an event of its name
+/// logged at its level (`WARN` reads as `WARNING`; an event without a level
+/// matches by name), and no other Securosys event is actionable.
 pub const SECUROSYS_ACTIONABLE: &[SecurosysRow] = &[
     row(
         "ERROR",

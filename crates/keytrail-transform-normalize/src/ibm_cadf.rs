@@ -94,8 +94,8 @@ pub(crate) fn build(top: Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection>
     };
     event.reason = (!reason.is_empty()).then_some(reason);
 
-    let request = ctx.embedded(top.request_data)?;
-    let response = match ctx.embedded(top.response_data)? {
+    let mut request = ctx.embedded(top.request_data)?;
+    let mut response = match ctx.embedded(top.response_data)? {
         Some(data) => Some(data),
         None => ctx.embedded(top.response_body)?,
     };
@@ -103,14 +103,14 @@ pub(crate) fn build(top: Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection>
         .correlation_id
         .trimmed()
         .or_else(|| top.correlation_id_upper.trimmed())
-        .or_else(|| response.as_ref().and_then(|r| r.correlation_id.clone()));
+        .or_else(|| response.as_mut().and_then(|r| r.correlation_id.take()));
     event.request_uri = request
-        .as_ref()
-        .and_then(|r| r.request_uri.clone())
-        .or_else(|| response.as_ref().and_then(|r| r.request_uri.clone()))
+        .as_mut()
+        .and_then(|r| r.request_uri.take())
+        .or_else(|| response.as_mut().and_then(|r| r.request_uri.take()))
         .or_else(|| top.request_path.trimmed());
     ctx.apply_meta(&mut event);
-    if let Some(instance) = request.as_ref().and_then(|r| r.instance_id.clone()) {
+    if let Some(instance) = request.as_mut().and_then(|r| r.instance_id.take()) {
         event.instance_id = Some(instance);
     }
 

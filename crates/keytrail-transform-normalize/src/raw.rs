@@ -204,17 +204,63 @@ pub(crate) struct Data {
 }
 
 impl Data {
-    /// The nested objects' leftovers, keyed by their field name, followed by
-    /// this object's own extras: what goes to `details`.
+    /// What is left after the contract fields were taken: typed fields the
+    /// event did not use (under their vendor names), the nested objects'
+    /// leftovers, and the untyped extras. This is what goes to `details`.
     pub fn into_details(self, details: &mut serde_json::Map<String, serde_json::Value>) {
+        use serde_json::Value;
+        let text = [
+            ("requestURI", self.request_uri),
+            ("instanceID", self.instance_id),
+            ("correlationId", self.correlation_id),
+            ("keyId", self.key_id),
+            ("keyType", self.key_type),
+            ("keyVersionId", self.key_version_id),
+            ("rewrappedKeyVersionId", self.rewrapped_key_version_id),
+            ("keyVersionCreationDate", self.key_version_created),
+            ("keyRingId", self.key_ring_id),
+            ("location", self.location),
+            ("adminId", self.admin_id),
+            ("verificationPattern", self.verification_pattern),
+        ];
+        for (name, value) in text {
+            if let Some(value) = value {
+                details.insert(name.to_owned(), Value::String(value));
+            }
+        }
+        let numbers = [
+            ("signatureThreshold", self.signature_threshold),
+            (
+                "revocationSignatureThreshold",
+                self.revocation_signature_threshold,
+            ),
+        ];
+        for (name, value) in numbers {
+            if let Some(value) = value {
+                details.insert(name.to_owned(), Value::from(value));
+            }
+        }
+        match self.key_state {
+            Some(KeyState::Code(code)) => {
+                details.insert("keyState".to_owned(), Value::from(code));
+            }
+            Some(KeyState::Name(name)) => {
+                details.insert("keyState".to_owned(), Value::String(name));
+            }
+            None => {}
+        }
         let nested = [
             ("initialValue", self.initial_value),
             ("newValue", self.new_value),
             ("eventAckData", self.event_ack),
         ];
         for (name, data) in nested {
-            if let Some(data) = data.filter(|d| !d.extras.is_empty()) {
-                details.insert(name.to_owned(), serde_json::Value::Object(data.extras));
+            if let Some(data) = data {
+                let mut inner = serde_json::Map::new();
+                data.into_details(&mut inner);
+                if !inner.is_empty() {
+                    details.insert(name.to_owned(), Value::Object(inner));
+                }
             }
         }
         details.extend(self.extras);
