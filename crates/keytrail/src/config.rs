@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use keytrail_sink_file::FileSinkConfig;
+use keytrail_source_kafka::{DeadLetterConfig, KafkaConfig};
 use keytrail_transform_classify::ClassifyConfig;
 use keytrail_transform_enrich::EnrichConfig;
 use keytrail_transform_normalize::NormalizeConfig;
@@ -13,6 +15,14 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `[kafka]`: the consumer group (required by `run`).
+    pub kafka: Option<KafkaConfig>,
+    /// `[dead_letter]`: where bad records go (required by `run`).
+    pub dead_letter: Option<DeadLetterConfig>,
+    /// `[pipeline]`: channel sizes between the stages.
+    pub pipeline: PipelineConfig,
+    /// `[file]`: write normalized events to a file.
+    pub file: Option<FileSinkConfig>,
     /// `[normalize]`: input limits.
     pub normalize: NormalizeConfig,
     /// `[enrich]`: extra catalog rows and operator lookups.
@@ -21,7 +31,52 @@ pub struct Config {
     pub classify: ClassifyConfig,
 }
 
+/// `[pipeline]`: the bounded channels between stages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Capacity of each channel between stages, in batches. A full channel
+    /// makes the stage before it wait, and the source pause its partitions.
+    pub channel_capacity_batches: usize,
+    /// Longest shutdown waits for the sinks to deliver what they hold, in
+    /// milliseconds.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            channel_capacity_batches: 4,
+            shutdown_timeout_ms: 30_000,
+        }
+    }
+}
+
 impl Config {
+    /// Checks what `run` needs beyond the transforms: a source, a dead-letter
+    /// output and at least one sink, each valid.
+    pub fn validate_for_run(&self) -> anyhow::Result<()> {
+        let kafka = self
+            .kafka
+            .as_ref()
+            .context("missing [kafka] section (bootstrap_servers, topics, group_id)")?;
+        kafka.validate()?;
+        let dead_letter = self
+            .dead_letter
+            .as_ref()
+            .context("missing [dead_letter] section (topic or path)")?;
+        dead_letter.validate()?;
+        anyhow::ensure!(
+            self.file.is_some(),
+            "no sink configured: add a [file] section"
+        );
+        anyhow::ensure!(
+            (1..=1024).contains(&self.pipeline.channel_capacity_batches),
+            "pipeline.channel_capacity_batches must be between 1 and 1024"
+        );
+        Ok(())
+    }
+
     /// Reads, interpolates and parses a configuration file, then builds every
     /// stage once to validate it.
     pub fn load(path: &Path) -> anyhow::Result<Config> {

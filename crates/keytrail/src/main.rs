@@ -1,31 +1,27 @@
-//! The `keytrail` command.
-//!
-//! - `keytrail normalize [FILE]`: vendor audit events in (one per line, or
-//!   NDJSON), normalized events out, one JSON object per line, bad lines
-//!   reported on stderr;
-//! - `keytrail validate --config FILE`: checks a configuration file;
-//! - `keytrail gen`: realistic vendor events for demos, tests and benches.
+//! The `keytrail` command; see `keytrail --help` and the README.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod cmd;
-mod config;
-mod generate;
-mod transforms;
+use keytrail::logging::{self, LogFormat};
+use keytrail::{cmd, generate};
 
 /// HSM and key-management audit logs: normalized, classified, counted and
 /// forwarded without losing one.
 #[derive(Debug, Parser)]
 #[command(name = "keytrail", version, about, propagate_version = true)]
 struct Cli {
+    /// Log line format (level from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Consume from Kafka and run the pipeline until SIGINT/SIGTERM.
+    Run(cmd::run::Args),
     /// Normalize vendor events from FILE (or stdin) to stdout, one JSON
     /// object per line; bad lines go to stderr as {"error", "line"}.
     Normalize(cmd::normalize::Args),
@@ -37,7 +33,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(&args),
         Command::Normalize(args) => cmd::normalize::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Gen(args) => generate::run(&args),
@@ -45,6 +43,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            tracing::error!("{err:#}");
             eprintln!("keytrail: {err:#}");
             ExitCode::FAILURE
         }

@@ -2,7 +2,7 @@
 //! normalize, then enrich, then classify. Shared by `normalize`, `run` and
 //! the benches' view of the hot path.
 
-use keytrail_core::{Event, RecordMeta, Transform};
+use keytrail_core::{Batch, Event, RawBatch, RecordMeta, Transform};
 use keytrail_transform_classify::Classifier;
 use keytrail_transform_enrich::Enricher;
 use keytrail_transform_normalize::{Normalizer, Rejection};
@@ -24,6 +24,20 @@ impl Transforms {
             enricher: config.enrich.build()?,
             classifier: config.classify.build()?,
         })
+    }
+
+    /// A batch of raw records through every stage, in order: one event or
+    /// one dead letter per non-blank line of each record.
+    pub fn batch(&self, raw: RawBatch) -> Batch {
+        let mut batch = Batch::new(raw.ack);
+        batch.events.reserve(raw.records.len());
+        for record in &raw.records {
+            self.normalizer
+                .normalize_record(&record.payload, &record.meta, &mut batch);
+        }
+        self.enricher.transform(&mut batch);
+        self.classifier.transform(&mut batch);
+        batch
     }
 
     /// One line through every stage: the full contract event, or why not.

@@ -16,7 +16,10 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    Config::load(&args.config)?;
+    let config = Config::load(&args.config)?;
+    config
+        .validate_for_run()
+        .map_err(|e| e.context(format!("invalid config {}", args.config.display())))?;
     println!("{}: ok", args.config.display());
     Ok(())
 }
