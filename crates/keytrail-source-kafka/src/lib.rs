@@ -25,4 +25,4 @@ pub mod tracker;
 
 pub use config::{DeadLetterConfig, KafkaConfig, KafkaConfigError, is_secret_property};
 pub use dead_letter::{DeadLetterError, DeadLetterWriter};
-pub use source::{KafkaSource, SourceContext, SourceError};
+pub use source::{KafkaSource, SourceContext, SourceError, SourceStats};

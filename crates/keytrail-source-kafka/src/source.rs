@@ -9,7 +9,7 @@
 //!   hands out (never a synchronous commit per record);
 //! - **backpressure**: when the pipeline's first channel is full it pauses
 //!   every assigned partition and keeps polling (so the group does not
-//!   rebalance), and resumes once there is room;
+//!   rebalance), and resumes once the channel is half empty again;
 //! - **replays** a partition from its first undelivered offset when a batch
 //!   failed;
 //! - **rebalances**: on revocation it drops the records of the revoked
@@ -21,6 +21,7 @@
 //!   committing synchronously.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,26 @@ pub enum SourceError {
     Subscribe(#[source] rdkafka::error::KafkaError),
 }
 
+/// Counters an embedder (or a test) can read while the source runs; the
+/// same facts also go to the metrics.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// Records consumed from Kafka.
+    pub records: AtomicU64,
+    /// True while the partitions are paused for backpressure.
+    pub paused: AtomicBool,
+    /// How often partitions were paused.
+    pub pauses: AtomicU64,
+    /// Partition assignments received.
+    pub assignments: AtomicU64,
+    /// Partition revocations received.
+    pub revocations: AtomicU64,
+    /// Successful commits.
+    pub commits: AtomicU64,
+    /// Partitions sought back to replay a failed batch.
+    pub replays: AtomicU64,
+}
+
 /// State shared by the consumer loop and the rebalance callbacks (which run
 /// inside the consumer's poll, on the loop's own task).
 struct State {
@@ -58,11 +79,16 @@ struct State {
     acks: mpsc::UnboundedReceiver<(BatchId, BatchStatus)>,
     /// Records consumed but not yet sent downstream.
     pending: Vec<RawRecord>,
+    /// Per partition, the offset after the last record taken, to notice
+    /// gaps (compaction, transaction markers, retention overtaking a lagging
+    /// group).
+    next_offsets: HashMap<PartitionKey, i64>,
     paused: bool,
 }
 
 struct Shared {
     state: Mutex<State>,
+    stats: Arc<SourceStats>,
     /// Positions whose asynchronous commit failed, to hand out again.
     failed_commits: Mutex<Vec<(PartitionKey, i64)>>,
     revocation_timeout: Duration,
@@ -116,6 +142,10 @@ impl ConsumerContext for SourceContext {
             return;
         };
         telemetry::rebalance("revoke", revoked.count());
+        self.shared
+            .stats
+            .revocations
+            .fetch_add(1, Ordering::Relaxed);
         let keys: Vec<PartitionKey> = revoked
             .elements()
             .iter()
@@ -151,6 +181,7 @@ impl ConsumerContext for SourceContext {
         }
         let mut commits = Vec::new();
         for key in &keys {
+            state.next_offsets.remove(key);
             if let Some(position) = state.tracker.revoke(key) {
                 commits.push((key.clone(), position));
             }
@@ -158,7 +189,10 @@ impl ConsumerContext for SourceContext {
         drop(state);
         if !commits.is_empty() {
             match consumer.commit(&to_list(&commits), CommitMode::Sync) {
-                Ok(()) => telemetry::committed(&commits),
+                Ok(()) => {
+                    self.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    telemetry::committed(&commits);
+                }
                 Err(error) => telemetry::commit_failed(&error),
             }
         }
@@ -169,6 +203,10 @@ impl ConsumerContext for SourceContext {
             return;
         };
         telemetry::rebalance("assign", assigned.count());
+        self.shared
+            .stats
+            .assignments
+            .fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.shared.state);
         for e in assigned.elements() {
             state
@@ -218,15 +256,25 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// Creates the consumer and subscribes to the configured topics.
     pub fn new(config: &KafkaConfig) -> Result<KafkaSource, SourceError> {
+        KafkaSource::with_stats(config, Arc::default())
+    }
+
+    /// Like [`KafkaSource::new`], reporting into `stats`.
+    pub fn with_stats(
+        config: &KafkaConfig,
+        stats: Arc<SourceStats>,
+    ) -> Result<KafkaSource, SourceError> {
         let (ack_tx, acks) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 tracker: OffsetTracker::new(),
                 acks,
                 pending: Vec::new(),
+                next_offsets: HashMap::new(),
                 paused: false,
             }),
             failed_commits: Mutex::new(Vec::new()),
+            stats,
             revocation_timeout: Duration::from_millis(config.revocation_timeout_ms),
         });
         let consumer: StreamConsumer<SourceContext> = config
@@ -273,14 +321,16 @@ impl KafkaSource {
             let ready = pending >= max_records
                 || (pending > 0
                     && linger_deadline.is_some_and(|d| d <= tokio::time::Instant::now()));
+            // Resume only once the channel is at least half empty, so a
+            // nearly full pipeline does not flap between pause and resume.
+            if paused && output.capacity() * 2 >= output.max_capacity() {
+                self.set_paused(false);
+            }
             if ready {
                 match output.try_reserve() {
                     Ok(permit) => {
                         permit.send(self.take_batch(max_records));
                         linger_deadline = None;
-                        if paused {
-                            self.set_paused(false);
-                        }
                         continue;
                     }
                     Err(mpsc::error::TrySendError::Full(())) => {
@@ -300,11 +350,12 @@ impl KafkaSource {
                     let Ok(permit) = permit else { break };
                     permit.send(self.take_batch(max_records));
                     linger_deadline = None;
-                    self.set_paused(false);
                 }
+                () = tokio::time::sleep(RESUME_CHECK), if paused => {}
                 () = sleep_until(linger_deadline), if pending > 0 && !ready => {}
                 message = self.consumer.recv() => match message {
                     Ok(message) => {
+                        self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
                         let record = owned_record(&mut self.topics, &message);
                         let mut state = lock(&self.shared.state);
                         if let Some(origin) = &record.meta.origin {
@@ -314,6 +365,12 @@ impl KafkaSource {
                                 continue;
                             }
                             state.tracker.observe(&key, origin.offset);
+                            if let Some(next) = state.next_offsets.get(&key)
+                                && origin.offset > *next
+                            {
+                                telemetry::offset_gap(&key, *next, origin.offset);
+                            }
+                            state.next_offsets.insert(key, origin.offset + 1);
                         }
                         state.pending.push(record);
                         if linger_deadline.is_none() {
@@ -334,6 +391,7 @@ impl KafkaSource {
             let mut state = lock(&self.shared.state);
             let replays = state.drain_acks();
             for replay in &replays {
+                state.next_offsets.insert(replay.key.clone(), replay.offset);
                 state.pending.retain(|r| {
                     r.meta.origin.as_ref().is_none_or(|o| {
                         o.partition != replay.key.partition || *o.topic != *replay.key.topic
@@ -344,6 +402,7 @@ impl KafkaSource {
         };
         for replay in replays {
             telemetry::replay(&replay.key, replay.offset);
+            self.shared.stats.replays.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = self.consumer.seek(
                 &replay.key.topic,
                 replay.key.partition,
@@ -367,7 +426,10 @@ impl KafkaSource {
             return;
         }
         match self.consumer.commit(&to_list(&commits), mode) {
-            Ok(()) => telemetry::committed(&commits),
+            Ok(()) => {
+                self.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
+                telemetry::committed(&commits);
+            }
             Err(error) => {
                 telemetry::commit_failed(&error);
                 lock(&self.shared.state).tracker.commit_failed(&commits);
@@ -386,11 +448,17 @@ impl KafkaSource {
         let result = if paused {
             self.consumer.pause(&assignment)
         } else {
+            // librdkafka resumes each partition from the offset after the
+            // last record handed to us (it drops what it had prefetched).
             self.consumer.resume(&assignment)
         };
         match result {
             Ok(()) => {
                 lock(&self.shared.state).paused = paused;
+                self.shared.stats.paused.store(paused, Ordering::Relaxed);
+                if paused {
+                    self.shared.stats.pauses.fetch_add(1, Ordering::Relaxed);
+                }
                 telemetry::paused(paused, assignment.count());
             }
             Err(error) => telemetry::consumer_error(&error),
@@ -507,6 +575,9 @@ impl KafkaSource {
         tracing::info!("kafka source stopped");
     }
 }
+
+/// How often a paused source checks whether the pipeline has room again.
+const RESUME_CHECK: Duration = Duration::from_millis(10);
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {

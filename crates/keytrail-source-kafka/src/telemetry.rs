@@ -66,3 +66,10 @@ pub(crate) fn dead_letter_write_failed(error: &DeadLetterError) {
     counter!("keytrail_stage_errors_total", "stage" => "dead_letter").increment(1);
     tracing::warn!(error = %error, "dead-letter write failed; retrying");
 }
+
+pub(crate) fn offset_gap(key: &PartitionKey, expected: i64, got: i64) {
+    counter!("keytrail_kafka_offset_gaps_total", "topic" => key.topic.to_string()).increment(1);
+    // Compaction and transaction markers leave gaps on purpose; retention
+    // deleting records a lagging consumer had not read yet does too.
+    tracing::debug!(topic = %key.topic, partition = key.partition, expected, got, "offset gap");
+}
