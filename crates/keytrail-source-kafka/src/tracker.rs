@@ -163,12 +163,9 @@ impl OffsetTracker {
                 }
                 BatchStatus::Failed => {
                     state.advance();
-                    let offset = state.committable.or_else(|| {
-                        // Nothing delivered yet: replay from the start of
-                        // the earliest batch still in flight is unknown, so
-                        // fall back to the committed position.
-                        state.committed
-                    });
+                    // `committable` is set by the first record observed, so it
+                    // is known whenever a batch was registered.
+                    let offset = state.committable.or(state.committed);
                     state.generation = state.generation.wrapping_add(1);
                     state.inflight.clear();
                     if let Some(offset) = offset {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use keytrail_core::{AckToken, Batch, DeadLetterBatch, RawBatch, SharedEvents, Sink};
 use keytrail_sink_file::FileSink;
-use keytrail_source_kafka::{DeadLetterWriter, KafkaSource, dead_letter};
+use keytrail_source_kafka::{DeadLetterWriter, KafkaSource, SourceStats, dead_letter};
 use metrics::{counter, gauge};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -48,6 +48,7 @@ type SinkSpawner = Box<dyn FnOnce(mpsc::Receiver<SinkInput>) -> JoinHandle<()> +
 pub struct Topology {
     config: Config,
     sinks: Vec<(&'static str, SinkSpawner)>,
+    source_stats: Arc<SourceStats>,
 }
 
 impl Topology {
@@ -57,7 +58,14 @@ impl Topology {
         Topology {
             config,
             sinks: Vec::new(),
+            source_stats: Arc::default(),
         }
+    }
+
+    /// The source's counters (records consumed, pauses, rebalances,
+    /// commits), readable while the pipeline runs.
+    pub fn source_stats(&self) -> Arc<SourceStats> {
+        Arc::clone(&self.source_stats)
     }
 
     /// Adds a sink that is not in the configuration.
@@ -83,7 +91,7 @@ impl Topology {
             .as_ref()
             .context("missing [dead_letter]")?;
 
-        let source = KafkaSource::new(kafka)?;
+        let source = KafkaSource::with_stats(kafka, self.source_stats)?;
         let writer = DeadLetterWriter::open(dead_letter_config, kafka).await?;
         if let Some(file) = &config.file {
             let sink = FileSink::open(file).await?;

@@ -1,0 +1,34 @@
+//! keytrail's wire format: the generated protobuf and gRPC code of
+//! `proto/keytrail/v1` and the conversions between the protobuf event and
+//! [`keytrail_core::Event`].
+//!
+//! This crate sits at the edge of the pipeline, between the classified
+//! events and the network: the gRPC sink converts each event it forwards
+//! with [`convert`], and a receiver (keytrail's reference receiver, or a
+//! SIEM written in Rust) converts back. prost and tonic stay in this crate
+//! and the gRPC sink; the transforms never see them.
+//!
+//! - [`v1`]: the messages of `event.proto` (the normalized event) and
+//!   `forward.proto` (the `ForwardService` feed a SIEM implements, with its
+//!   tonic client and server), generated at build time by protox and
+//!   tonic-prost-build, so no system `protoc` is needed.
+//! - [`convert`]: `Event` ↔ `v1::Event`. The conversion is lossless for
+//!   every field of the JSON contract: converting an event to protobuf and
+//!   back gives an event whose JSON is identical.
+
+pub mod convert;
+
+/// The generated code of package `keytrail.v1` (`proto/keytrail/v1`).
+///
+/// The protobuf comments are the reference for each message; the
+/// integration contract of the feed is at the top of `forward.proto`.
+#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
+pub mod v1 {
+    tonic::include_proto!("keytrail.v1");
+
+    /// The fully qualified name of the feed service, as the gRPC health
+    /// service reports it.
+    pub const FORWARD_SERVICE_NAME: &str = forward_service_server::SERVICE_NAME;
+}
+
+pub use convert::ConvertError;
