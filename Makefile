@@ -8,7 +8,7 @@ DEMO_EVENTS ?= 20000
 DEMO_DIR := target/demo
 KEYTRAIL := target/release/keytrail
 
-.PHONY: help build test demo bench lint fmt fuzz clean
+.PHONY: help build deps test demo bench lint fmt fuzz clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,8 +16,11 @@ help: ## List the targets
 build: ## Build the release binary (target/release/keytrail)
 	$(CARGO) build --release --locked -p keytrail
 
-test: ## Run every test (unit, golden, property, integration)
-	$(CARGO) test --workspace --locked
+deps: ## Install the outside tools the tests use (Debian prometheus/promtool)
+	scripts/install-prometheus.sh
+
+test: deps ## Run every test (unit, golden, property, integration, real brokers)
+	KEYTRAIL_REQUIRE_PROMTOOL=1 $(CARGO) test --workspace --locked
 
 demo: build ## Generate vendor events and normalize them (prints a summary)
 	@mkdir -p $(DEMO_DIR)
