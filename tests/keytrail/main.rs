@@ -1,5 +1,6 @@
 //! keytrail integration tests.
 
+mod e2e;
 mod golden;
 mod kafka;
 mod real_samples;

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use keytrail_sink_file::FileSinkConfig;
+use keytrail_sink_grpc::GrpcConfig;
+use keytrail_sink_prometheus::PrometheusConfig;
 use keytrail_source_kafka::{DeadLetterConfig, KafkaConfig};
 use keytrail_transform_classify::ClassifyConfig;
 use keytrail_transform_enrich::EnrichConfig;
@@ -23,6 +25,11 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// `[file]`: write normalized events to a file.
     pub file: Option<FileSinkConfig>,
+    /// `[grpc]`: forward events to the SIEM.
+    pub grpc: Option<GrpcConfig>,
+    /// `[prometheus]`: serve `/metrics`, `/health`, `/ready` and count
+    /// audit events.
+    pub prometheus: Option<PrometheusConfig>,
     /// `[normalize]`: input limits.
     pub normalize: NormalizeConfig,
     /// `[enrich]`: extra catalog rows and operator lookups.
@@ -67,9 +74,15 @@ impl Config {
             .context("missing [dead_letter] section (topic or path)")?;
         dead_letter.validate()?;
         anyhow::ensure!(
-            self.file.is_some(),
-            "no sink configured: add a [file] section"
+            self.file.is_some() || self.grpc.is_some() || self.prometheus.is_some(),
+            "no sink configured: add a [grpc], [file] or [prometheus] section"
         );
+        if let Some(grpc) = &self.grpc {
+            grpc.build()?;
+        }
+        if let Some(prometheus) = &self.prometheus {
+            prometheus.build()?;
+        }
         anyhow::ensure!(
             (1..=1024).contains(&self.pipeline.channel_capacity_batches),
             "pipeline.channel_capacity_batches must be between 1 and 1024"

@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Consume from Kafka and run the pipeline until SIGINT/SIGTERM.
     Run(cmd::run::Args),
+    /// Run the reference SIEM receiver: events arriving over gRPC are
+    /// appended to a file, then acknowledged.
+    Receive(cmd::receive::Args),
     /// Normalize vendor events from FILE (or stdin) to stdout, one JSON
     /// object per line; bad lines go to stderr as {"error", "line"}.
     Normalize(cmd::normalize::Args),
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(&args),
+        Command::Receive(args) => cmd::receive::run(&args),
         Command::Normalize(args) => cmd::normalize::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Gen(args) => generate::run(&args),

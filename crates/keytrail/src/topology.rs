@@ -25,6 +25,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use keytrail_core::{AckToken, Batch, DeadLetterBatch, RawBatch, SharedEvents, Sink};
 use keytrail_sink_file::FileSink;
+use keytrail_sink_prometheus::{Exporter, Prometheus, Readiness};
 use keytrail_source_kafka::{DeadLetterWriter, KafkaSource, SourceStats, dead_letter};
 use metrics::{counter, gauge};
 use tokio::sync::mpsc;
@@ -70,9 +71,8 @@ impl Topology {
 
     /// Adds a sink that is not in the configuration.
     pub fn with_sink<S: Sink + 'static>(mut self, sink: S) -> Topology {
-        let name = sink.name();
         self.sinks
-            .push((name, Box::new(move |rx| tokio::spawn(sink_task(sink, rx)))));
+            .push((sink.name(), spawner(sink, DEFAULT_SINK_GRACE)));
         self
     }
 
@@ -85,23 +85,44 @@ impl Topology {
         let config = self.config;
         let transforms = Transforms::build(&config)?;
         let capacity = config.pipeline.channel_capacity_batches;
+        let grace = Duration::from_millis(config.pipeline.shutdown_timeout_ms);
         let kafka = config.kafka.as_ref().context("missing [kafka]")?;
         let dead_letter_config = config
             .dead_letter
             .as_ref()
             .context("missing [dead_letter]")?;
 
+        // The recorder first: metric handles taken before it record nowhere.
+        let readiness = Readiness::new();
+        let metrics_server = match &config.prometheus {
+            Some(prometheus) => {
+                let prometheus = prometheus.build()?;
+                let server = exporter(&prometheus)?.serve(readiness.clone()).await?;
+                tracing::info!(listen = %server.local_addr(), "serving /metrics, /health and /ready");
+                self.sinks
+                    .push(("prometheus", spawner(prometheus.sink(), grace)));
+                Some(server)
+            }
+            None => None,
+        };
+
         let source = KafkaSource::with_stats(kafka, self.source_stats)?;
         let writer = DeadLetterWriter::open(dead_letter_config, kafka).await?;
+        let (dead_tx, dead_rx) = mpsc::channel::<DeadLetterBatch>(capacity);
         if let Some(file) = &config.file {
             let sink = FileSink::open(file).await?;
-            self.sinks.push((
-                "file",
-                Box::new(move |rx| tokio::spawn(sink_task(sink, rx))),
-            ));
+            self.sinks.push(("file", spawner(sink, grace)));
+        }
+        if let Some(grpc) = &config.grpc {
+            keytrail_sink_grpc::describe_metrics();
+            let sink = grpc.build()?.start(dead_tx.clone());
+            let wait = Duration::from_millis(grpc.connect_timeout_ms);
+            if let Err(error) = sink.wait_ready(wait).await {
+                tracing::warn!(%error, endpoint = %grpc.endpoint, "SIEM receiver not ready yet; events wait until it is");
+            }
+            self.sinks.push(("grpc", spawner(sink, grace)));
         }
 
-        let (dead_tx, dead_rx) = mpsc::channel::<DeadLetterBatch>(capacity);
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = vec![(
             "dead_letter",
             tokio::spawn(dead_letter::run(writer, dead_rx)),
@@ -123,25 +144,54 @@ impl Topology {
             "fan_out",
             tokio::spawn(fan_out_task(classified_rx, dead_tx, sink_txs)),
         ));
-        let source_task = tokio::spawn(source.run(raw_tx, shutdown));
+        let stopping = readiness.clone();
+        let source_task = tokio::spawn(source.run(raw_tx, async move {
+            shutdown.await;
+            stopping.set_ready(false);
+        }));
+        readiness.set_ready(true);
         tracing::info!(topics = ?kafka.topics, group = %kafka.group_id, "pipeline running");
 
         source_task.await.context("source task panicked")?;
-        let grace = Duration::from_millis(config.pipeline.shutdown_timeout_ms);
         for (name, task) in tasks {
             match tokio::time::timeout(grace, task).await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::error!(stage = name, %error, "stage task failed"),
-                Err(_) => tracing::warn!(
-                    stage = name,
-                    "stage did not finish within the shutdown timeout"
-                ),
+                Err(_) => {
+                    tracing::warn!(
+                        stage = name,
+                        "stage did not finish within the shutdown timeout"
+                    )
+                }
             }
+        }
+        if let Some(server) = metrics_server {
+            server.shutdown().await;
         }
         tracing::info!("pipeline stopped");
         Ok(())
     }
 }
+
+/// The process-wide Prometheus recorder: installed by the first pipeline
+/// of the process, shared by later ones (tests and embedders run several).
+fn exporter(prometheus: &Prometheus) -> anyhow::Result<Exporter> {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(prometheus.exporter(handle.clone()));
+    }
+    let exporter = prometheus.install()?;
+    let _ = HANDLE.set(exporter.handle().clone());
+    Ok(exporter)
+}
+
+fn spawner<S: Sink + 'static>(sink: S, grace: Duration) -> SinkSpawner {
+    Box::new(move |rx| tokio::spawn(sink_task(sink, rx, grace)))
+}
+
+/// How long an added sink may take to flush at shutdown.
+const DEFAULT_SINK_GRACE: Duration = Duration::from_secs(30);
 
 async fn transform_task(
     transforms: Transforms,
@@ -200,7 +250,7 @@ async fn fan_out_task(
     }
 }
 
-async fn sink_task<S: Sink>(mut sink: S, mut input: mpsc::Receiver<SinkInput>) {
+async fn sink_task<S: Sink>(mut sink: S, mut input: mpsc::Receiver<SinkInput>, grace: Duration) {
     let name = sink.name();
     while let Some(SinkInput { events, ack }) = input.recv().await {
         if let Err(error) = sink.accept(events, ack).await {
@@ -208,8 +258,15 @@ async fn sink_task<S: Sink>(mut sink: S, mut input: mpsc::Receiver<SinkInput>) {
             tracing::error!(sink = name, error = %anyhow::Error::from(error), "sink failed a batch; it will be replayed");
         }
     }
-    if let Err(error) = sink.flush().await {
-        tracing::error!(sink = name, error = %anyhow::Error::from(error), "sink flush failed");
+    match tokio::time::timeout(grace, sink.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::error!(sink = name, error = %anyhow::Error::from(error), "sink flush failed")
+        }
+        Err(_) => tracing::warn!(
+            sink = name,
+            "sink did not deliver everything within the shutdown timeout; the rest is replayed after restart"
+        ),
     }
 }
 

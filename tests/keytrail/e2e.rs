@@ -1,0 +1,329 @@
+//! End to end on loopback: Kafka (mock cluster) → the pipeline →
+//! `keytrail receive` over gRPC, with the receiver killed and restarted,
+//! rejecting and stalling batches, and the keytrail process itself killed
+//! with SIGKILL and restarted. Every test counts events by unique id and
+//! checks order per partition and the committed offsets.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use keytrail::config::Config;
+use keytrail::topology::Topology;
+use keytrail_sink_grpc::receiver::{Receiver, ReceiverConfig};
+use tokio::sync::oneshot;
+
+use crate::support::kafka::MockKafka;
+use crate::support::{self, read_lines, record_id, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The `keytrail` binary built next to this test binary.
+fn keytrail_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let bin = dir.join("keytrail");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p keytrail` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("address")
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_receiver(listen: SocketAddr, out: &Path, faults: &[&str]) -> Proc {
+    let child = Command::new(keytrail_bin())
+        .args(["receive", "--listen", &listen.to_string(), "--out"])
+        .arg(out)
+        .args(faults)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("receiver starts");
+    Proc(child)
+}
+
+async fn wait_listening(addr: SocketAddr) {
+    wait_for("the receiver to listen", TIMEOUT, || {
+        TcpStream::connect(addr).is_ok()
+    })
+    .await;
+}
+
+/// Received events: (partition, offset, id) in file order.
+fn received(out: &Path) -> Vec<(i32, i64, String)> {
+    read_lines(out)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            Some((
+                i32::try_from(v["origin"]["partition"].as_i64()?).ok()?,
+                v["origin"]["offset"].as_i64()?,
+                v["event_id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn unique_ids(events: &[(i32, i64, String)]) -> HashSet<String> {
+    events.iter().map(|e| e.2.clone()).collect()
+}
+
+/// Per partition, the offsets in order of first arrival must increase.
+fn assert_in_order_per_partition(events: &[(i32, i64, String)]) {
+    let mut seen: HashSet<(i32, i64)> = HashSet::new();
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for (p, o, _) in events {
+        if !seen.insert((*p, *o)) {
+            continue;
+        }
+        if let Some(prev) = last.insert(*p, *o) {
+            assert!(*o > prev, "partition {p}: offset {o} arrived after {prev}");
+        }
+    }
+}
+
+fn grpc_config(bootstrap: &str, topic: &str, group: &str, dir: &Path, endpoint: &str) -> String {
+    let dead = dir.join("dead.jsonl");
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topics = ["{topic}"]
+group_id = "{group}"
+batch_max_records = 100
+batch_linger_ms = 5
+commit_interval_ms = 100
+drain_timeout_ms = 20000
+
+[kafka.librdkafka]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+
+[dead_letter]
+path = "{dead}"
+
+[grpc]
+endpoint = "{endpoint}"
+batch_max_events = 100
+linger_ms = 5
+max_in_flight_batches = 4
+request_timeout_ms = 300
+connect_timeout_ms = 2000
+retry_initial_backoff_ms = 20
+retry_max_backoff_ms = 300
+"#,
+        dead = dead.display()
+    )
+}
+
+fn expected_ids(records: &[Vec<u8>]) -> HashSet<String> {
+    let normalizer = keytrail_transform_normalize::Normalizer::default();
+    records
+        .iter()
+        .filter(|r| {
+            normalizer
+                .normalize_line(r, &keytrail_core::RecordMeta::default())
+                .is_ok()
+        })
+        .filter_map(|r| record_id(r))
+        .collect()
+}
+
+fn assert_committed_to_end(kafka: &MockKafka, group: &str, topic: &str, partitions: i32) {
+    let end: BTreeMap<i32, i64> = kafka.end_offsets(topic, partitions);
+    assert_eq!(
+        kafka.committed(group, topic, partitions),
+        end,
+        "committed offsets reach the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_reaches_the_receiver_through_restarts_rejections_and_stalls() {
+    let (topic, partitions, group) = ("audit", 3, "siem");
+    let kafka = MockKafka::start(topic, partitions);
+    let records = support::records(21, 3000, 1.0);
+    let expected = expected_ids(&records);
+    kafka.produce(topic, partitions, &records).await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("received.jsonl");
+    let listen = free_port();
+    // Every 7th batch rejected (retryable), every 13th stalled past the
+    // 300 ms deadline.
+    let faults = [
+        "--reject-every",
+        "7",
+        "--pause-after",
+        "13",
+        "--pause-ms",
+        "600",
+    ];
+    let mut receiver = spawn_receiver(listen, &out, &faults);
+    wait_listening(listen).await;
+
+    let config: Config = toml::from_str(&grpc_config(
+        kafka.bootstrap(),
+        topic,
+        group,
+        dir.path(),
+        &format!("http://{listen}"),
+    ))
+    .expect("config parses");
+    let topology = Topology::new(config);
+    let stats = topology.source_stats();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let pipeline = tokio::spawn(async move {
+        topology
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(|e| format!("{e:#}"))
+    });
+
+    // Kill and restart the receiver three times while events flow.
+    for round in 1..=3usize {
+        let target = expected.len() * round / 4;
+        wait_for("progress before a receiver restart", TIMEOUT, || {
+            unique_ids(&received(&out)).len() >= target
+        })
+        .await;
+        drop(receiver);
+        receiver = spawn_receiver(listen, &out, &faults);
+        wait_listening(listen).await;
+    }
+    wait_for("every event at the receiver", TIMEOUT, || {
+        unique_ids(&received(&out)).len() >= expected.len()
+    })
+    .await;
+    let _ = stop.send(());
+    tokio::time::timeout(TIMEOUT, pipeline)
+        .await
+        .expect("pipeline stops in time")
+        .expect("no panic")
+        .expect("pipeline ran");
+    drop(receiver);
+
+    let events = received(&out);
+    assert_eq!(unique_ids(&events), expected, "every event arrived, by id");
+    assert_in_order_per_partition(&events);
+    let duplicates = events.len() - expected.len();
+    // Duplicates come only from re-sent in-flight batches: at most the
+    // window (4 batches of 100) per reconnect.
+    let reconnects_bound = 3 + 3000 / 100 / 7 + 3000 / 100 / 13 + 8;
+    eprintln!(
+        "receiver restarts: {} events, {duplicates} duplicates, {} kafka replays",
+        expected.len(),
+        stats.replays.load(Ordering::SeqCst)
+    );
+    assert!(
+        duplicates <= 400 * reconnects_bound,
+        "{duplicates} duplicates"
+    );
+    assert_committed_to_end(&kafka, group, topic, partitions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_keytrail_replays_from_the_last_commit() {
+    let (topic, partitions, group) = ("audit", 2, "restart");
+    let kafka = MockKafka::start(topic, partitions);
+    let records = support::records(22, 4000, 1.0);
+    let expected = expected_ids(&records);
+    kafka.produce(topic, partitions, &records).await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("received.jsonl");
+    let receiver = Receiver::bind(ReceiverConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        out.clone(),
+    ))
+    .await
+    .expect("receiver binds");
+    let endpoint = format!("http://{}", receiver.local_addr());
+    let (stop_receiver, receiver_stopped) = oneshot::channel::<()>();
+    let receiver_task = tokio::spawn(receiver.serve(async {
+        let _ = receiver_stopped.await;
+    }));
+
+    let config_path = dir.path().join("keytrail.toml");
+    std::fs::write(
+        &config_path,
+        grpc_config(kafka.bootstrap(), topic, group, dir.path(), &endpoint),
+    )
+    .expect("config written");
+    let run = || {
+        Command::new(keytrail_bin())
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Proc)
+            .expect("keytrail run starts")
+    };
+
+    let first = run();
+    wait_for("some events before the kill", TIMEOUT, || {
+        unique_ids(&received(&out)).len() >= expected.len() / 3
+    })
+    .await;
+    drop(first); // SIGKILL: no drain, no final commit.
+    let before_restart = received(&out).len();
+
+    let mut second = run();
+    wait_for("every event after the restart", TIMEOUT, || {
+        unique_ids(&received(&out)).len() >= expected.len()
+    })
+    .await;
+    // SIGTERM: drain, commit, exit 0.
+    let pid = second.0.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || second.0.wait().expect("exit status"));
+    let exit = tokio::time::timeout(TIMEOUT, exit)
+        .await
+        .expect("exits in time")
+        .expect("waiter");
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+
+    let _ = stop_receiver.send(());
+    receiver_task
+        .await
+        .expect("receiver task")
+        .expect("receiver ran");
+    let events = received(&out);
+    assert_eq!(unique_ids(&events), expected, "every event arrived, by id");
+    assert_in_order_per_partition(&events[..before_restart]);
+    eprintln!(
+        "SIGKILL restart: {} events, {} duplicates replayed from the last commit",
+        expected.len(),
+        events.len() - expected.len()
+    );
+    assert_committed_to_end(&kafka, group, topic, partitions);
+}
