@@ -16,11 +16,12 @@ help: ## List the targets
 build: ## Build the release binary (target/release/keytrail)
 	$(CARGO) build --release --locked -p keytrail
 
-deps: ## Install the outside tools the tests use (Debian prometheus/promtool)
+deps: ## Install the outside tools the tests use (prometheus/promtool, tansu)
 	scripts/install-prometheus.sh
+	scripts/install-tansu.sh
 
 test: deps ## Run every test (unit, golden, property, integration, real brokers)
-	KEYTRAIL_REQUIRE_PROMTOOL=1 $(CARGO) test --workspace --locked
+	KEYTRAIL_REQUIRE_PROMTOOL=1 KEYTRAIL_REQUIRE_TANSU=1 $(CARGO) test --workspace --locked
 
 demo: build ## Generate vendor events and normalize them (prints a summary)
 	@mkdir -p $(DEMO_DIR)

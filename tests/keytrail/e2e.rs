@@ -5,9 +5,9 @@
 //! checks order per partition and the committed offsets.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -17,40 +17,10 @@ use keytrail_sink_grpc::receiver::{Receiver, ReceiverConfig};
 use tokio::sync::oneshot;
 
 use crate::support::kafka::MockKafka;
+use crate::support::process::{Proc, free_port, keytrail_bin, wait_listening};
 use crate::support::{self, read_lines, record_id, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The `keytrail` binary built next to this test binary.
-fn keytrail_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let bin = dir.join("keytrail");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p keytrail` (make test does)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("free port");
-    listener.local_addr().expect("address")
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn_receiver(listen: SocketAddr, out: &Path, faults: &[&str]) -> Proc {
     let child = Command::new(keytrail_bin())
@@ -62,13 +32,6 @@ fn spawn_receiver(listen: SocketAddr, out: &Path, faults: &[&str]) -> Proc {
         .spawn()
         .expect("receiver starts");
     Proc(child)
-}
-
-async fn wait_listening(addr: SocketAddr) {
-    wait_for("the receiver to listen", TIMEOUT, || {
-        TcpStream::connect(addr).is_ok()
-    })
-    .await;
 }
 
 /// Received events: (partition, offset, id) in file order.
@@ -182,7 +145,7 @@ async fn every_event_reaches_the_receiver_through_restarts_rejections_and_stalls
         "600",
     ];
     let mut receiver = spawn_receiver(listen, &out, &faults);
-    wait_listening(listen).await;
+    wait_listening(listen, TIMEOUT).await;
 
     let config: Config = toml::from_str(&grpc_config(
         kafka.bootstrap(),
@@ -213,7 +176,7 @@ async fn every_event_reaches_the_receiver_through_restarts_rejections_and_stalls
         .await;
         drop(receiver);
         receiver = spawn_receiver(listen, &out, &faults);
-        wait_listening(listen).await;
+        wait_listening(listen, TIMEOUT).await;
     }
     wait_for("every event at the receiver", TIMEOUT, || {
         unique_ids(&received(&out)).len() >= expected.len()

@@ -5,3 +5,4 @@ mod golden;
 mod kafka;
 mod real_samples;
 mod support;
+mod tansu;

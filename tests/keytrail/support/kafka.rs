@@ -1,6 +1,7 @@
-//! librdkafka's mock cluster: a real Kafka-protocol broker on loopback, in
-//! this process. Consumers in other processes reach it by its bootstrap
-//! address like any broker.
+//! Kafka brokers for the tests: librdkafka's mock cluster (a real
+//! Kafka-protocol broker on loopback, in this process; consumers in other
+//! processes reach it like any broker) and helpers that work against any
+//! broker by its bootstrap address.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -48,89 +49,113 @@ impl MockKafka {
         &self.bootstrap
     }
 
-    /// Produces `records` round-robin over the partitions, each with a
-    /// routing header, and waits for every delivery.
+    /// Produces `records` round-robin over the partitions.
     pub async fn produce(&self, topic: &str, partitions: i32, records: &[Vec<u8>]) {
-        let mut deliveries = Vec::with_capacity(records.len());
-        for (i, payload) in records.iter().enumerate() {
-            let partition = i32::try_from(i).expect("few records") % partitions;
-            let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-                key: "region",
-                value: Some("eu-de".as_bytes()),
-            });
-            let mut record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic)
-                .payload(&payload[..])
-                .partition(partition)
-                .headers(headers);
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => {
-                        deliveries.push(delivery);
-                        break;
-                    }
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        back,
-                    )) => {
-                        record = back;
-                        // Let librdkafka drain its queue before enqueueing more.
-                        self.producer.poll(Duration::from_millis(10));
-                    }
-                    Err((error, _)) => panic!("cannot produce: {error}"),
-                }
-            }
-        }
-        for delivery in deliveries {
-            delivery
-                .await
-                .expect("delivery future completes")
-                .map_err(|(e, _)| e)
-                .expect("record delivered");
-        }
+        produce(&self.producer, topic, partitions, records).await;
     }
 
-    /// The group's committed offset per partition (absent partitions have
-    /// no commit).
+    /// The group's committed offset per partition.
     pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", group)
-            .create()
-            .expect("consumer for offsets");
-        let mut list = TopicPartitionList::new();
-        for p in 0..partitions {
-            list.add_partition(topic, p);
-        }
-        let committed = consumer
-            .committed_offsets(list, Timeout::After(Duration::from_secs(10)))
-            .expect("committed offsets");
-        committed
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect()
+        committed(&self.bootstrap, group, topic, partitions)
     }
 
     /// The end offset (high watermark) per partition.
     pub fn end_offsets(&self, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .expect("consumer for watermarks");
-        (0..partitions)
-            .map(|p| {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, p, Timeout::After(Duration::from_secs(10)))
-                    .expect("watermarks");
-                (p, high)
-            })
-            .collect()
+        end_offsets(&self.bootstrap, topic, partitions)
     }
+}
+
+/// A producer for the brokers at `bootstrap`.
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `records` round-robin over the partitions, each with a routing
+/// header, and waits for every delivery.
+pub async fn produce(producer: &FutureProducer, topic: &str, partitions: i32, records: &[Vec<u8>]) {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for (i, payload) in records.iter().enumerate() {
+        let partition = i32::try_from(i).expect("few records") % partitions;
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: "region",
+            value: Some("eu-de".as_bytes()),
+        });
+        let mut record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic)
+            .payload(&payload[..])
+            .partition(partition)
+            .headers(headers);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    record = back;
+                    // Let librdkafka drain its queue before enqueueing more.
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => panic!("cannot produce: {error}"),
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .expect("delivery future completes")
+            .map_err(|(e, _)| e)
+            .expect("record delivered");
+    }
+}
+
+/// The group's committed offset per partition (absent partitions have no
+/// commit).
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer for offsets");
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(list, Timeout::After(Duration::from_secs(10)))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The end offset (high watermark) per partition.
+pub fn end_offsets(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer for watermarks");
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Timeout::After(Duration::from_secs(10)))
+                .expect("watermarks");
+            (p, high)
+        })
+        .collect()
 }
 
 /// Lowers the mock cluster's consumer-group initial rebalance delay (3 s by

@@ -3,6 +3,7 @@
 //! configuration files, and waiting on conditions with a deadline.
 
 pub mod kafka;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
