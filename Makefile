@@ -23,14 +23,8 @@ deps: ## Install the outside tools the tests use (prometheus/promtool, tansu)
 test: deps ## Run every test (unit, golden, property, integration, real brokers)
 	KEYTRAIL_REQUIRE_PROMTOOL=1 KEYTRAIL_REQUIRE_TANSU=1 $(CARGO) test --workspace --locked
 
-demo: build ## Generate vendor events and normalize them (prints a summary)
-	@mkdir -p $(DEMO_DIR)
-	$(KEYTRAIL) gen --events $(DEMO_EVENTS) --seed 7 > $(DEMO_DIR)/sample.jsonl
-	$(KEYTRAIL) normalize --stats $(DEMO_DIR)/sample.jsonl > $(DEMO_DIR)/normalized.jsonl 2> $(DEMO_DIR)/stderr.log
-	@grep '^{' $(DEMO_DIR)/stderr.log > $(DEMO_DIR)/errors.jsonl || true
-	@echo "== an actionable event:" && grep -m 1 '"actionable":true' $(DEMO_DIR)/normalized.jsonl
-	@echo "== summary:" && grep '^#' $(DEMO_DIR)/stderr.log
-	@echo "== files: input $(DEMO_DIR)/sample.jsonl, events $(DEMO_DIR)/normalized.jsonl, bad lines $(DEMO_DIR)/errors.jsonl"
+demo: build ## The whole pipeline in process (Kafka, generator, pipeline, metrics, SIEM receiver); prints a summary
+	$(KEYTRAIL) demo --events $(DEMO_EVENTS) --out-dir $(DEMO_DIR)
 
 BENCH_EVENTS ?= 20000
 

@@ -10,9 +10,10 @@
 //! records. The same `--seed` gives the same bytes. Each event carries a
 //! unique `id` (`kt-<seed>-<n>`) so tests can count what arrived.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use keytrail_core::Timestamp;
 use keytrail_transform_enrich::catalog::{IBM_ACTIONS, IBM_HISTORICAL_NAMES, SECUROSYS_EVENTS};
 use rand::rngs::StdRng;
@@ -38,10 +39,120 @@ pub struct Args {
     /// Records per second; 0 writes as fast as possible.
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Produce to Kafka at these brokers (`host:port,…`) instead of
+    /// writing to stdout.
+    #[arg(long, value_name = "BOOTSTRAP")]
+    pub kafka: Option<String>,
+    /// Topic to produce to, with --kafka.
+    #[arg(long, default_value = "hsm-audit")]
+    pub topic: String,
 }
 
-/// Runs the command: records to stdout, one per line.
+/// Runs the command: records to stdout, one per line, or to Kafka.
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(bootstrap) = &args.kafka {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let progress = progress_bar(args.events);
+        let sent = runtime.block_on(produce(args, bootstrap, &progress))?;
+        progress.finish_and_clear();
+        eprintln!("produced {sent} records to {}", args.topic);
+        return Ok(());
+    }
+    write_stdout(args)
+}
+
+/// A progress bar on stderr when it is a terminal and the run is long.
+pub fn progress_bar(total: u64) -> ProgressBar {
+    if total < 10_000 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} events [{bar:40}] {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Produces `args.events` records to `args.topic` at `bootstrap`, keyed by
+/// their id, paced by `args.rate`, and waits for every delivery. Returns how
+/// many were delivered.
+pub async fn produce(args: &Args, bootstrap: &str, progress: &ProgressBar) -> anyhow::Result<u64> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("compression.type", "zstd")
+        .create()?;
+    let mut generator = Generator::new(args);
+    let start = Instant::now();
+    let mut deliveries = std::collections::VecDeque::new();
+    let mut delivered = 0u64;
+    let mut line = Vec::with_capacity(4096);
+    for n in 0..args.events {
+        line.clear();
+        generator.record(n, &mut line);
+        let key = format!("kt-{}-{n}", args.seed);
+        let mut record = FutureRecord::to(&args.topic)
+            .key(key.as_bytes())
+            .payload(&line[..]);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push_back(delivery);
+                    break;
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+                Err((error, _)) => return Err(error.into()),
+            }
+        }
+        // Keep the number of outstanding deliveries bounded.
+        while deliveries.len() >= 10_000 {
+            if let Some(delivery) = deliveries.pop_front() {
+                settle(delivery.await, &mut delivered, progress)?;
+            }
+        }
+        if args.rate > 0.0 {
+            let due = start + Duration::from_secs_f64((n + 1) as f64 / args.rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    for delivery in deliveries {
+        settle(delivery.await, &mut delivered, progress)?;
+    }
+    Ok(delivered)
+}
+
+fn settle<E>(
+    result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
+    delivered: &mut u64,
+    progress: &ProgressBar,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(Ok(_)) => {
+            *delivered += 1;
+            progress.inc(1);
+            Ok(())
+        }
+        Ok(Err((error, _))) => Err(error.into()),
+        Err(_) => anyhow::bail!("the producer was dropped before delivering"),
+    }
+}
+
+fn write_stdout(args: &Args) -> anyhow::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut generator = Generator::new(args);
     let start = Instant::now();
@@ -408,6 +519,8 @@ mod tests {
             ibm_percent: 70.0,
             malformed_percent: 1.0,
             rate: 0.0,
+            kafka: None,
+            topic: String::new(),
         }
     }
 

@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Consume from Kafka and run the pipeline until SIGINT/SIGTERM.
     Run(cmd::run::Args),
+    /// The whole pipeline in process: Kafka, generator, pipeline, metrics
+    /// and SIEM receiver; --events N stops after N and prints a summary.
+    Demo(cmd::demo::Args),
     /// Run the reference SIEM receiver: events arriving over gRPC are
     /// appended to a file, then acknowledged.
     Receive(cmd::receive::Args),
@@ -36,9 +39,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    // The demo talks through its progress and summary; keep logs to warnings.
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    logging::init(cli.log_format, default_level);
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
         Command::Receive(args) => cmd::receive::run(&args),
         Command::Normalize(args) => cmd::normalize::run(&args),
         Command::Validate(args) => cmd::validate::run(&args),

@@ -18,6 +18,8 @@ pub fn records(seed: u64, n: u64, malformed_percent: f64) -> Vec<Vec<u8>> {
         ibm_percent: 70.0,
         malformed_percent,
         rate: 0.0,
+        kafka: None,
+        topic: String::new(),
     });
     (0..n)
         .map(|i| {
