@@ -195,6 +195,20 @@ pub const METRICS: &[MetricDef] = &[
         &[],
         "Partitions currently paused because the pipeline is full.",
     ),
+    def(
+        "keytrail_kafka_replays_total",
+        Counter,
+        Some(Unit::Count),
+        &[],
+        "Partitions sought back to replay a batch a sink did not deliver.",
+    ),
+    def(
+        "keytrail_kafka_offset_gaps_total",
+        Counter,
+        Some(Unit::Count),
+        &["topic"],
+        "Records skipped by the broker (compaction, transaction markers, retention overtaking the group).",
+    ),
     // gRPC sink.
     def(
         "keytrail_grpc_batches_sent_total",

@@ -182,6 +182,7 @@ impl ConsumerContext for SourceContext {
         let mut commits = Vec::new();
         for key in &keys {
             state.next_offsets.remove(key);
+            telemetry::lag(&key.topic, key.partition, 0);
             if let Some(position) = state.tracker.revoke(key) {
                 commits.push((key.clone(), position));
             }
