@@ -15,13 +15,12 @@
 
 mod common;
 
+use common::PrometheusProcess;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keytrail_core::{AckToken, BatchStatus, Sink};
 use keytrail_sink_prometheus::{Exporter, Prometheus, PrometheusConfig, Readiness};
@@ -111,107 +110,6 @@ async fn probes_and_routes() {
         common::get(addr, "/health").await.is_err(),
         "still answering after shutdown"
     );
-}
-
-/// A `prometheus` child process, killed when dropped (also on panic).
-struct PrometheusProcess {
-    child: Child,
-    log: PathBuf,
-    addr: SocketAddr,
-}
-
-impl PrometheusProcess {
-    fn start(binary: &Path, dir: &Path, target: SocketAddr) -> PrometheusProcess {
-        let rules = common::deploy_file("alerts.yml");
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {rules}\n\
-                 scrape_configs:\n  - job_name: keytrail\n    static_configs:\n      - targets: ['{target}']\n",
-                rules = rules.display(),
-            ),
-        )
-        .expect("config written");
-        // A free port: bind, read, release. Prometheus binds it right after.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = dir.join("prometheus.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log handle"))
-            .stderr(log_file)
-            .spawn()
-            .expect("prometheus starts");
-        PrometheusProcess { child, log, addr }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the server's log if it has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("prometheus exited ({status}):\n{}", self.log());
-        }
-    }
-
-    /// Runs an instant query; `None` while the server is not answering.
-    async fn query(&mut self, promql: &str) -> Option<Vec<Value>> {
-        self.assert_running();
-        let path = format!("/api/v1/query?query={}", common::urlencode(promql));
-        let reply = common::get(self.addr, &path).await.ok()?;
-        if reply.status != 200 {
-            return None;
-        }
-        let json: Value = serde_json::from_str(&reply.body).expect("query reply is JSON");
-        json["data"]["result"].as_array().cloned()
-    }
-
-    /// Polls `promql` until `done` accepts its result, or panics after
-    /// `timeout` with the last result and the server log.
-    async fn wait_for(
-        &mut self,
-        promql: &str,
-        timeout: Duration,
-        done: impl Fn(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        let mut last = None;
-        loop {
-            if let Some(result) = self.query(promql).await {
-                if done(&result) {
-                    return result;
-                }
-                last = Some(result);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting on `{promql}`; last result {last:?}\n--- prometheus log\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for PrometheusProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn value_of(sample: &Value) -> f64 {

@@ -4,9 +4,12 @@
 #![allow(dead_code)]
 
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use keytrail_core::{Category, Event, Outcome, Severity, Source, Timestamp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,7 +24,15 @@ pub const REQUIRE_PROMETHEUS: &str = "KEYTRAIL_REQUIRE_PROMETHEUS";
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    // The nearest ancestor of the package that holds the deploy kit (this
+    // file is also compiled into the workspace's end-to-end tests).
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("deploy/prometheus/alerts.yml").is_file())
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+            Path::to_path_buf,
+        )
 }
 
 /// `deploy/prometheus/<file>`.
@@ -324,4 +335,105 @@ pub fn sample_events() -> Vec<Event> {
 /// Total number of sample events.
 pub fn sample_count() -> usize {
     SAMPLES.iter().map(|s| s.count).sum()
+}
+
+/// A `prometheus` child process, killed when dropped (also on panic).
+pub struct PrometheusProcess {
+    child: Child,
+    log: PathBuf,
+    addr: SocketAddr,
+}
+
+impl PrometheusProcess {
+    pub fn start(binary: &Path, dir: &Path, target: SocketAddr) -> PrometheusProcess {
+        let rules = deploy_file("alerts.yml");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {rules}\n\
+                 scrape_configs:\n  - job_name: keytrail\n    static_configs:\n      - targets: ['{target}']\n",
+                rules = rules.display(),
+            ),
+        )
+        .expect("config written");
+        // A free port: bind, read, release. Prometheus binds it right after.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = dir.join("prometheus.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log handle"))
+            .stderr(log_file)
+            .spawn()
+            .expect("prometheus starts");
+        PrometheusProcess { child, log, addr }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics with the server's log if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("prometheus exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// Runs an instant query; `None` while the server is not answering.
+    pub async fn query(&mut self, promql: &str) -> Option<Vec<Value>> {
+        self.assert_running();
+        let path = format!("/api/v1/query?query={}", urlencode(promql));
+        let reply = get(self.addr, &path).await.ok()?;
+        if reply.status != 200 {
+            return None;
+        }
+        let json: Value = serde_json::from_str(&reply.body).expect("query reply is JSON");
+        json["data"]["result"].as_array().cloned()
+    }
+
+    /// Polls `promql` until `done` accepts its result, or panics after
+    /// `timeout` with the last result and the server log.
+    pub async fn wait_for(
+        &mut self,
+        promql: &str,
+        timeout: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Some(result) = self.query(promql).await {
+                if done(&result) {
+                    return result;
+                }
+                last = Some(result);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on `{promql}`; last result {last:?}\n--- prometheus log\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for PrometheusProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
