@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::support::kafka::MockKafka;
 use crate::support::process::{Proc, free_port, keytrail_bin, wait_listening};
-use crate::support::{self, read_lines, record_id, wait_for};
+use crate::support::{self, read_lines, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -101,19 +101,6 @@ retry_max_backoff_ms = 300
     )
 }
 
-fn expected_ids(records: &[Vec<u8>]) -> HashSet<String> {
-    let normalizer = keytrail_transform_normalize::Normalizer::default();
-    records
-        .iter()
-        .filter(|r| {
-            normalizer
-                .normalize_line(r, &keytrail_core::RecordMeta::default())
-                .is_ok()
-        })
-        .filter_map(|r| record_id(r))
-        .collect()
-}
-
 fn assert_committed_to_end(kafka: &MockKafka, group: &str, topic: &str, partitions: i32) {
     let end: BTreeMap<i32, i64> = kafka.end_offsets(topic, partitions);
     assert_eq!(
@@ -128,7 +115,7 @@ async fn every_event_reaches_the_receiver_through_restarts_rejections_and_stalls
     let (topic, partitions, group) = ("audit", 3, "siem");
     let kafka = MockKafka::start(topic, partitions);
     let records = support::records(21, 3000, 1.0);
-    let expected = expected_ids(&records);
+    let (expected, _) = support::valid_ids(&records);
     kafka.produce(topic, partitions, &records).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -214,7 +201,7 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
     let (topic, partitions, group) = ("audit", 2, "restart");
     let kafka = MockKafka::start(topic, partitions);
     let records = support::records(22, 4000, 1.0);
-    let expected = expected_ids(&records);
+    let (expected, _) = support::valid_ids(&records);
     kafka.produce(topic, partitions, &records).await;
 
     let dir = tempfile::tempdir().expect("temp dir");

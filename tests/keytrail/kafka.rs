@@ -89,6 +89,18 @@ impl Seen {
         self.ids().into_iter().collect::<HashSet<_>>().len()
     }
 
+    fn record(&self, events: &SharedEvents) {
+        let mut delivered = self.delivered.lock().expect("lock");
+        for e in events.iter() {
+            let origin = e.origin.as_ref().expect("kafka events have an origin");
+            delivered.push((
+                origin.partition,
+                origin.offset,
+                e.event_id.clone().unwrap_or_default(),
+            ));
+        }
+    }
+
     fn offsets(&self) -> HashMap<i32, HashSet<i64>> {
         let mut out: HashMap<i32, HashSet<i64>> = HashMap::new();
         for (p, o, _) in self.delivered.lock().expect("lock").iter() {
@@ -116,17 +128,7 @@ impl Sink for FlakySink {
             ack.fail();
             return Ok(());
         }
-        {
-            let mut delivered = self.seen.delivered.lock().expect("lock");
-            for e in events.iter() {
-                let origin = e.origin.as_ref().expect("kafka events have an origin");
-                delivered.push((
-                    origin.partition,
-                    origin.offset,
-                    e.event_id.clone().unwrap_or_default(),
-                ));
-            }
-        }
+        self.seen.record(&events);
         ack.ack();
         Ok(())
     }
@@ -152,17 +154,7 @@ impl Sink for StallSink {
             ack.fail();
             return Ok(());
         }
-        {
-            let mut delivered = self.seen.delivered.lock().expect("lock");
-            for e in events.iter() {
-                let origin = e.origin.as_ref().expect("origin");
-                delivered.push((
-                    origin.partition,
-                    origin.offset,
-                    e.event_id.clone().unwrap_or_default(),
-                ));
-            }
-        }
+        self.seen.record(&events);
         ack.ack();
         Ok(())
     }
@@ -170,24 +162,6 @@ impl Sink for StallSink {
     async fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
-}
-
-fn valid_and_bad(records: &[Vec<u8>]) -> (HashSet<String>, usize) {
-    // The generator's malformed records are exactly the ones the pipeline
-    // must dead-letter; normalize them here the same way to know which.
-    let normalizer = keytrail_transform_normalize::Normalizer::default();
-    let meta = keytrail_core::RecordMeta::default();
-    let mut valid = HashSet::new();
-    let mut bad = 0;
-    for record in records {
-        match normalizer.normalize_line(record, &meta) {
-            Ok(_) => {
-                valid.insert(record_id(record).expect("generated records carry ids"));
-            }
-            Err(_) => bad += 1,
-        }
-    }
-    (valid, bad)
 }
 
 fn assert_committed_to_end(kafka: &MockKafka, group: &str, topic: &str, partitions: i32) {
@@ -214,7 +188,7 @@ async fn every_record_becomes_an_event_or_a_dead_letter_and_offsets_reach_the_en
     let (topic, partitions, group) = ("audit", 3, "spine");
     let kafka = MockKafka::start(topic, partitions);
     let records = support::records(11, 3000, 3.0);
-    let (valid, bad) = valid_and_bad(&records);
+    let (valid, bad) = support::valid_ids(&records);
     assert!(bad > 0, "the corpus has malformed records");
     kafka.produce(topic, partitions, &records).await;
 
@@ -246,7 +220,7 @@ async fn a_failing_sink_recovers_and_offsets_never_pass_an_unacknowledged_event(
     let (topic, partitions, group) = ("audit", 2, "flaky");
     let kafka = Arc::new(MockKafka::start(topic, partitions));
     let records = support::records(12, 4000, 0.0);
-    let (valid, _) = valid_and_bad(&records);
+    let (valid, _) = support::valid_ids(&records);
     kafka.produce(topic, partitions, &records).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -437,7 +411,7 @@ async fn dead_letters_go_to_a_kafka_topic_with_their_reasons() {
     let (topic, partitions, group) = ("audit", 1, "dlq");
     let kafka = MockKafka::start(topic, partitions);
     let records = support::records(16, 500, 10.0);
-    let (valid, bad) = valid_and_bad(&records);
+    let (valid, bad) = support::valid_ids(&records);
     kafka.produce(topic, partitions, &records).await;
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -4,7 +4,7 @@
 //! both tools (`KEYTRAIL_REQUIRE_PROMTOOL=1`); elsewhere a missing tool
 //! skips with a note.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,7 +18,7 @@ mod common;
 
 use crate::support::kafka::MockKafka;
 use crate::support::process::free_port;
-use crate::support::{self, pipeline_config, read_lines, record_id, wait_for};
+use crate::support::{self, pipeline_config, read_lines, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -33,16 +33,7 @@ async fn prometheus_scrapes_what_the_pipeline_counted() {
     let (topic, partitions, group) = ("audit", 2, "metrics");
     let kafka = MockKafka::start(topic, partitions);
     let records = support::records(41, 800, 2.0);
-    let normalizer = keytrail_transform_normalize::Normalizer::default();
-    let valid: HashSet<String> = records
-        .iter()
-        .filter(|r| {
-            normalizer
-                .normalize_line(r, &keytrail_core::RecordMeta::default())
-                .is_ok()
-        })
-        .filter_map(|r| record_id(r))
-        .collect();
+    let (valid, _) = support::valid_ids(&records);
     kafka.produce(topic, partitions, &records).await;
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -16,7 +16,7 @@ use rdkafka::client::DefaultClientContext;
 
 use crate::support::kafka::{committed, produce, producer};
 use crate::support::process::{Proc, free_port, keytrail_bin, wait_listening};
-use crate::support::{self, event_ids, pipeline_config, record_id, wait_for};
+use crate::support::{self, event_ids, pipeline_config, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -76,16 +76,7 @@ async fn tansu_broker_delivers_everything_across_a_sigkill() {
     }
 
     let records = support::records(31, 2000, 1.0);
-    let normalizer = keytrail_transform_normalize::Normalizer::default();
-    let expected: HashSet<String> = records
-        .iter()
-        .filter(|r| {
-            normalizer
-                .normalize_line(r, &keytrail_core::RecordMeta::default())
-                .is_ok()
-        })
-        .filter_map(|r| record_id(r))
-        .collect();
+    let (expected, _) = support::valid_ids(&records);
     produce(&producer(&bootstrap), topic, partitions, &records).await;
 
     let dir = tempfile::tempdir().expect("temp dir");

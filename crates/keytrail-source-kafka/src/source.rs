@@ -101,6 +101,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
+    /// Drops the pending (not yet sent) records of these partitions: they
+    /// will be consumed again from their replay or committed position.
+    fn forget_pending(&mut self, keys: &[PartitionKey]) {
+        self.pending.retain(|r| {
+            r.meta.origin.as_ref().is_none_or(|o| {
+                !keys
+                    .iter()
+                    .any(|k| k.partition == o.partition && *k.topic == *o.topic)
+            })
+        });
+    }
+
     /// Applies every acknowledgement that has arrived; returns the
     /// partitions to replay.
     fn drain_acks(&mut self) -> Vec<crate::tracker::Replay> {
@@ -152,13 +164,7 @@ impl ConsumerContext for SourceContext {
             .map(|e| PartitionKey::new(e.topic(), e.partition()))
             .collect();
         let mut state = lock(&self.shared.state);
-        state.pending.retain(|r| {
-            r.meta.origin.as_ref().is_none_or(|o| {
-                !keys
-                    .iter()
-                    .any(|k| k.partition == o.partition && *k.topic == *o.topic)
-            })
-        });
+        state.forget_pending(&keys);
         // Wait (bounded) for the revoked partitions' batches in flight. The
         // other stages run on other threads; acknowledgements arrive on the
         // channel meanwhile.
@@ -393,11 +399,7 @@ impl KafkaSource {
             let replays = state.drain_acks();
             for replay in &replays {
                 state.next_offsets.insert(replay.key.clone(), replay.offset);
-                state.pending.retain(|r| {
-                    r.meta.origin.as_ref().is_none_or(|o| {
-                        o.partition != replay.key.partition || *o.topic != *replay.key.topic
-                    })
-                });
+                state.forget_pending(std::slice::from_ref(&replay.key));
             }
             replays
         };

@@ -19,6 +19,7 @@ use keytrail_transform_enrich::catalog::{IBM_ACTIONS, IBM_HISTORICAL_NAMES, SECU
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 
 /// Arguments of `keytrail gen`.
@@ -81,7 +82,7 @@ pub fn progress_bar(total: u64) -> ProgressBar {
 /// their id, paced by `args.rate`, and waits for every delivery. Returns how
 /// many were delivered.
 pub async fn produce(args: &Args, bootstrap: &str, progress: &ProgressBar) -> anyhow::Result<u64> {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::producer::FutureProducer;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
@@ -96,27 +97,10 @@ pub async fn produce(args: &Args, bootstrap: &str, progress: &ProgressBar) -> an
         line.clear();
         generator.record(n, &mut line);
         let key = format!("kt-{}-{n}", args.seed);
-        let mut record = FutureRecord::to(&args.topic)
+        let record = FutureRecord::to(&args.topic)
             .key(key.as_bytes())
             .payload(&line[..]);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    deliveries.push_back(delivery);
-                    break;
-                }
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-                Err((error, _)) => return Err(error.into()),
-            }
-        }
+        deliveries.push_back(enqueue(&producer, record)?);
         // Keep the number of outstanding deliveries bounded.
         while deliveries.len() >= 10_000 {
             if let Some(delivery) = deliveries.pop_front() {
@@ -134,6 +118,30 @@ pub async fn produce(args: &Args, bootstrap: &str, progress: &ProgressBar) -> an
         settle(delivery.await, &mut delivered, progress)?;
     }
     Ok(delivered)
+}
+
+/// Hands a record to the producer, waiting (polling the producer) while its
+/// local queue is full; the returned future resolves on delivery.
+pub fn enqueue<K, P>(
+    producer: &rdkafka::producer::FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<rdkafka::producer::DeliveryFuture, rdkafka::error::KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    use rdkafka::error::KafkaError::MessageProduction;
+    use rdkafka::types::RDKafkaErrorCode::QueueFull;
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((MessageProduction(QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
 }
 
 fn settle<E>(

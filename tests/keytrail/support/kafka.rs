@@ -84,29 +84,11 @@ pub async fn produce(producer: &FutureProducer, topic: &str, partitions: i32, re
             key: "region",
             value: Some("eu-de".as_bytes()),
         });
-        let mut record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic)
+        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic)
             .payload(&payload[..])
             .partition(partition)
             .headers(headers);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    record = back;
-                    // Let librdkafka drain its queue before enqueueing more.
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((error, _)) => panic!("cannot produce: {error}"),
-            }
-        }
+        deliveries.push(keytrail::generate::enqueue(producer, record).expect("record enqueued"));
     }
     for delivery in deliveries {
         delivery

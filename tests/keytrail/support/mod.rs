@@ -5,6 +5,7 @@
 pub mod kafka;
 pub mod process;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,24 @@ pub fn records(seed: u64, n: u64, malformed_percent: f64) -> Vec<Vec<u8>> {
             line
         })
         .collect()
+}
+
+/// The ids of the records that normalize (the others must be
+/// dead-lettered), and how many do not.
+pub fn valid_ids(records: &[Vec<u8>]) -> (HashSet<String>, usize) {
+    let normalizer = keytrail_transform_normalize::Normalizer::default();
+    let meta = keytrail_core::RecordMeta::default();
+    let mut valid = HashSet::new();
+    let mut bad = 0;
+    for record in records {
+        match normalizer.normalize_line(record, &meta) {
+            Ok(_) => {
+                valid.insert(record_id(record).expect("generated records carry ids"));
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    (valid, bad)
 }
 
 /// The generator id (`kt-<seed>-<n>`) a record carries.
