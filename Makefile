@@ -8,7 +8,7 @@ DEMO_EVENTS ?= 20000
 DEMO_DIR := target/demo
 KEYTRAIL := target/release/keytrail
 
-.PHONY: help build deps test demo bench lint fmt fuzz clean
+.PHONY: help build deps test demo bench lint fmt fuzz deploy-check clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ bench: build ## Run the criterion benches on a generated corpus (results in targ
 lint: ## Check formatting and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+deploy-check: deps ## Validate the deploy kit (YAML, PromQL, configs, manifests, systemd units)
+	scripts/check-deploy.sh
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
