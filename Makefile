@@ -21,6 +21,8 @@ deps: ## Install the outside tools the tests use (prometheus/promtool, tansu)
 	scripts/install-tansu.sh
 
 test: deps ## Run every test (unit, golden, property, integration, real brokers)
+	# The end-to-end tests start the keytrail binary itself.
+	$(CARGO) build --locked -p keytrail --bin keytrail
 	KEYTRAIL_REQUIRE_PROMTOOL=1 KEYTRAIL_REQUIRE_TANSU=1 $(CARGO) test --workspace --locked
 
 demo: build ## The whole pipeline in process (Kafka, generator, pipeline, metrics, SIEM receiver); prints a summary
