@@ -206,12 +206,14 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("received.jsonl");
-    let receiver = Receiver::bind(ReceiverConfig::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        out.clone(),
-    ))
-    .await
-    .expect("receiver binds");
+    // A receiver that takes 20 ms per batch, so the kill lands mid-stream.
+    let mut receiver_config =
+        ReceiverConfig::new("127.0.0.1:0".parse().expect("addr"), out.clone());
+    receiver_config.pause_after = Some(1);
+    receiver_config.pause_ms = 20;
+    let receiver = Receiver::bind(receiver_config)
+        .await
+        .expect("receiver binds");
     let endpoint = format!("http://{}", receiver.local_addr());
     let (stop_receiver, receiver_stopped) = oneshot::channel::<()>();
     let receiver_task = tokio::spawn(receiver.serve(async {
@@ -219,11 +221,11 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
     }));
 
     let config_path = dir.path().join("keytrail.toml");
-    std::fs::write(
-        &config_path,
-        grpc_config(kafka.bootstrap(), topic, group, dir.path(), &endpoint),
-    )
-    .expect("config written");
+    // Commits far apart, so the kill lands after deliveries that were not
+    // committed yet: the restart must replay them.
+    let config = grpc_config(kafka.bootstrap(), topic, group, dir.path(), &endpoint)
+        .replace("commit_interval_ms = 100", "commit_interval_ms = 3000");
+    std::fs::write(&config_path, config).expect("config written");
     let run = || {
         Command::new(keytrail_bin())
             .args(["run", "--config"])
@@ -242,6 +244,10 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
     .await;
     drop(first); // SIGKILL: no drain, no final commit.
     let before_restart = received(&out).len();
+    assert!(
+        unique_ids(&received(&out)).len() < expected.len(),
+        "the kill must land before the end for the replay to be tested"
+    );
 
     let mut second = run();
     wait_for("every event after the restart", TIMEOUT, || {
@@ -270,10 +276,14 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
     let events = received(&out);
     assert_eq!(unique_ids(&events), expected, "every event arrived, by id");
     assert_in_order_per_partition(&events[..before_restart]);
+    let duplicates = events.len() - expected.len();
     eprintln!(
-        "SIGKILL restart: {} events, {} duplicates replayed from the last commit",
-        expected.len(),
-        events.len() - expected.len()
+        "SIGKILL restart: {} events, {duplicates} duplicates replayed from the last commit",
+        expected.len()
+    );
+    assert!(
+        duplicates > 0,
+        "events delivered after the last commit are delivered again"
     );
     assert_committed_to_end(&kafka, group, topic, partitions);
 }
