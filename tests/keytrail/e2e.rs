@@ -49,6 +49,20 @@ fn received(out: &Path) -> Vec<(i32, i64, String)> {
         .collect()
 }
 
+/// (partition, offset) of every dead letter written so far.
+fn dead_offsets(path: &Path) -> Vec<(i32, i64)> {
+    read_lines(path)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            Some((
+                i32::try_from(v["partition"].as_i64()?).ok()?,
+                v["offset"].as_i64()?,
+            ))
+        })
+        .collect()
+}
+
 fn unique_ids(events: &[(i32, i64, String)]) -> HashSet<String> {
     events.iter().map(|e| e.2.clone()).collect()
 }
@@ -154,6 +168,39 @@ async fn every_event_reaches_the_receiver_through_restarts_rejections_and_stalls
             .map_err(|e| format!("{e:#}"))
     });
 
+    // While it runs, no committed offset may pass a record that is neither
+    // stored by the receiver nor dead-lettered.
+    let checker = {
+        let (bootstrap, out) = (kafka.bootstrap().to_owned(), out.clone());
+        let dead = dir.path().join("dead.jsonl");
+        let total = expected.len();
+        tokio::task::spawn_blocking(move || {
+            let mut violations = Vec::new();
+            loop {
+                let committed =
+                    crate::support::kafka::committed(&bootstrap, group, topic, partitions);
+                let stored = received(&out);
+                let dead_letters = dead_offsets(&dead);
+                for (p, c) in committed {
+                    let have: HashSet<i64> = stored
+                        .iter()
+                        .map(|e| (e.0, e.1))
+                        .chain(dead_letters.iter().copied())
+                        .filter(|e| e.0 == p)
+                        .map(|e| e.1)
+                        .collect();
+                    if let Some(missing) = (0..c).find(|o| !have.contains(o)) {
+                        violations.push((p, c, missing));
+                    }
+                }
+                if unique_ids(&stored).len() >= total {
+                    return violations;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+
     // Kill and restart the receiver three times while events flow.
     for round in 1..=3usize {
         let target = expected.len() * round / 4;
@@ -169,6 +216,11 @@ async fn every_event_reaches_the_receiver_through_restarts_rejections_and_stalls
         unique_ids(&received(&out)).len() >= expected.len()
     })
     .await;
+    let violations = checker.await.expect("checker ran");
+    assert!(
+        violations.is_empty(),
+        "committed past events the receiver did not store: {violations:?}"
+    );
     let _ = stop.send(());
     tokio::time::timeout(TIMEOUT, pipeline)
         .await
