@@ -17,7 +17,7 @@ use keytrail_sink_grpc::receiver::{Receiver, ReceiverConfig};
 use tokio::sync::oneshot;
 
 use crate::support::kafka::MockKafka;
-use crate::support::process::{Proc, free_port, keytrail_bin, wait_listening};
+use crate::support::process::{Proc, free_port, keytrail_bin, keytrail_run, wait_listening};
 use crate::support::{self, read_lines, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -278,16 +278,7 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
     let config = grpc_config(kafka.bootstrap(), topic, group, dir.path(), &endpoint)
         .replace("commit_interval_ms = 100", "commit_interval_ms = 3000");
     std::fs::write(&config_path, config).expect("config written");
-    let run = || {
-        Command::new(keytrail_bin())
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map(Proc)
-            .expect("keytrail run starts")
-    };
+    let run = || keytrail_run(&config_path);
 
     let first = run();
     wait_for("some events before the kill", TIMEOUT, || {

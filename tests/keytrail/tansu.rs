@@ -15,7 +15,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
 use crate::support::kafka::{committed, produce, producer};
-use crate::support::process::{Proc, free_port, keytrail_bin, wait_listening};
+use crate::support::process::{Proc, free_port, keytrail_run, wait_listening};
 use crate::support::{self, event_ids, pipeline_config, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -83,17 +83,7 @@ async fn tansu_broker_delivers_everything_across_a_sigkill() {
     let (config, events, _dead) = pipeline_config(&bootstrap, topic, group, dir.path(), "");
     let config_path = dir.path().join("keytrail.toml");
     std::fs::write(&config_path, config).expect("config written");
-    let run = || {
-        Proc(
-            Command::new(keytrail_bin())
-                .args(["run", "--config"])
-                .arg(&config_path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("keytrail run starts"),
-        )
-    };
+    let run = || keytrail_run(&config_path);
 
     let first = run();
     let unique = || event_ids(&events).into_iter().collect::<HashSet<_>>();

@@ -254,6 +254,17 @@ impl Generator {
         }
     }
 
+    /// Records `0..n`, one `Vec` each (tests and benches).
+    pub fn records(&mut self, n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut line = Vec::new();
+                self.record(i, &mut line);
+                line
+            })
+            .collect()
+    }
+
     /// Appends record `n` (without newline) to `out`.
     pub fn record(&mut self, n: u64, out: &mut Vec<u8>) {
         let id = format!("kt-{}-{n}", self.seed);
@@ -533,14 +544,7 @@ mod tests {
     }
 
     fn records(seed: u64, n: u64) -> Vec<Vec<u8>> {
-        let mut generator = Generator::new(&args(seed));
-        (0..n)
-            .map(|i| {
-                let mut line = Vec::new();
-                generator.record(i, &mut line);
-                line
-            })
-            .collect()
+        Generator::new(&args(seed)).records(n)
     }
 
     #[test]

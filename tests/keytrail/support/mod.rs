@@ -13,7 +13,7 @@ use keytrail::generate::{self, Generator};
 
 /// Generated vendor records `0..n` of `seed` (one per line), with their ids.
 pub fn records(seed: u64, n: u64, malformed_percent: f64) -> Vec<Vec<u8>> {
-    let mut generator = Generator::new(&generate::Args {
+    Generator::new(&generate::Args {
         events: n,
         seed,
         ibm_percent: 70.0,
@@ -21,14 +21,8 @@ pub fn records(seed: u64, n: u64, malformed_percent: f64) -> Vec<Vec<u8>> {
         rate: 0.0,
         kafka: None,
         topic: String::new(),
-    });
-    (0..n)
-        .map(|i| {
-            let mut line = Vec::new();
-            generator.record(i, &mut line);
-            line
-        })
-        .collect()
+    })
+    .records(n)
 }
 
 /// The ids of the records that normalize (the others must be

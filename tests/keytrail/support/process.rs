@@ -23,6 +23,18 @@ pub fn keytrail_bin() -> PathBuf {
     bin
 }
 
+/// `keytrail run --config <config>` as a child process, output discarded.
+pub fn keytrail_run(config: &Path) -> Proc {
+    let child = std::process::Command::new(keytrail_bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("keytrail run starts");
+    Proc(child)
+}
+
 /// A loopback address with a port nobody listens on right now.
 pub fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("free port");
