@@ -29,11 +29,18 @@ demo: build ## The whole pipeline in process (Kafka, generator, pipeline, metric
 	$(KEYTRAIL) demo --events $(DEMO_EVENTS) --out-dir $(DEMO_DIR)
 
 BENCH_EVENTS ?= 20000
+LOOPBACK_EVENTS ?= 1000000
+BENCH_CORPUS := benches/data/corpus.jsonl
 
-bench: build ## Run the criterion benches on a generated corpus (results in target/criterion)
+bench: build ## Run the benches of BENCHMARKS.md on a generated corpus (criterion results in target/criterion)
+	@command -v hyperfine >/dev/null || { apt-get update -q && apt-get install -y -q hyperfine; }
 	@mkdir -p benches/data
-	$(KEYTRAIL) gen --events $(BENCH_EVENTS) --seed 1 > benches/data/corpus.jsonl
-	$(CARGO) bench --locked -p keytrail-benches
+	$(KEYTRAIL) gen --events $(BENCH_EVENTS) --seed 1 > $(BENCH_CORPUS)
+	$(CARGO) build --release --locked -p keytrail-benches --bins
+	KEYTRAIL_LOOPBACK_EVENTS=$(LOOPBACK_EVENTS) $(CARGO) bench --locked -p keytrail-benches
+	hyperfine --warmup 3 --runs 20 \
+		'target/release/json_roundtrip $(BENCH_CORPUS)' \
+		'$(KEYTRAIL) normalize $(BENCH_CORPUS)'
 
 lint: ## Check formatting and clippy (warnings are errors)
 	$(CARGO) fmt --all -- --check

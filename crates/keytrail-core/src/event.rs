@@ -605,6 +605,330 @@ impl Serialize for Event {
     }
 }
 
+/// A member name as written: `"name":`, a constant.
+macro_rules! k {
+    ($name:literal) => {
+        concat!("\"", $name, "\":")
+    };
+}
+
+impl Event {
+    /// Appends the contract JSON of the event to `out`: exactly the bytes
+    /// `serde_json::to_writer(out, &event)` writes through the
+    /// [`Serialize`] impl above, written directly. No serde traversal, and
+    /// strings are copied in runs between the bytes that need escaping
+    /// instead of byte by byte; this is what printing events costs on the
+    /// hot path (`keytrail normalize`, file outputs). The tests keep the
+    /// two forms identical.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Most events fit; a larger one grows the buffer once more.
+        out.reserve(2048);
+        let mut o = JsonObject::open(out);
+        let mut time = [0u8; 32];
+        o.str(k!("time"), self.time.format(&mut time));
+        if self.time_inferred {
+            o.bool(k!("time_inferred"), true);
+        }
+        o.str(k!("source"), self.source.as_str());
+        o.str(k!("action"), &self.action);
+        o.opt_str(k!("legacy_action"), self.legacy_action.as_deref());
+        o.opt_str(k!("description"), self.description.as_deref());
+        o.str(k!("category"), self.category.as_str());
+        o.str(k!("outcome"), self.outcome.as_str());
+        o.opt_int(k!("status_code"), self.status_code.map(i64::from));
+        o.str(k!("severity"), self.severity.as_str());
+        o.int(k!("severity_id"), i64::from(self.severity.id()));
+        o.opt_str(k!("vendor_severity"), self.vendor_severity.as_deref());
+        o.bool(k!("actionable"), self.actionable);
+        o.opt_str(k!("remediation"), self.remediation.as_deref());
+        o.opt_str(k!("correlation_id"), self.correlation_id.as_deref());
+        o.opt_str(k!("request_uri"), self.request_uri.as_deref());
+        o.opt_str(k!("instance_id"), self.instance_id.as_deref());
+        o.opt_str(k!("region"), self.region.as_deref());
+        o.opt_str(k!("account_id"), self.account_id.as_deref());
+        o.opt_str(k!("message"), self.message.as_deref());
+        o.opt_str(k!("event_id"), self.event_id.as_deref());
+        if let Some(data_event) = self.data_event {
+            o.bool(k!("data_event"), data_event);
+        }
+        if !self.actor.is_empty() {
+            let a = &self.actor;
+            let mut n = o.object(k!("actor"));
+            n.opt_str(k!("user"), a.user.as_deref());
+            n.opt_str(k!("id"), a.id.as_deref());
+            n.opt_str(k!("role"), a.role.as_deref());
+            n.opt_str(k!("provider"), a.provider.as_deref());
+            n.opt_str(k!("ip"), a.ip.as_deref());
+            n.opt_str(k!("user_agent"), a.user_agent.as_deref());
+            n.opt_str(k!("session_id"), a.session_id.as_deref());
+            n.opt_str(k!("cert_fingerprint"), a.cert_fingerprint.as_deref());
+            n.close();
+        }
+        if !self.target.is_empty() {
+            let t = &self.target;
+            let mut n = o.object(k!("target"));
+            n.opt_str(k!("id"), t.id.as_deref());
+            n.opt_str(k!("name"), t.name.as_deref());
+            n.opt_str(k!("type"), t.kind.as_deref());
+            n.opt_str(k!("api_url"), t.api_url.as_deref());
+            n.close();
+        }
+        if let Some(k) = self.key.as_deref().filter(|k| !k.is_empty()) {
+            let mut n = o.object(k!("key"));
+            n.opt_str(k!("id"), k.id.as_deref());
+            n.opt_str(k!("type"), k.kind.as_deref());
+            n.opt_str(k!("state"), k.state.as_deref());
+            n.opt_int(k!("state_code"), k.state_code);
+            n.opt_str(k!("previous_state"), k.previous_state.as_deref());
+            n.opt_int(k!("previous_state_code"), k.previous_state_code);
+            n.opt_str(k!("version_id"), k.version_id.as_deref());
+            n.opt_str(
+                k!("rewrapped_version_id"),
+                k.rewrapped_version_id.as_deref(),
+            );
+            n.opt_str(k!("version_created"), k.version_created.as_deref());
+            n.opt_str(k!("key_ring_id"), k.key_ring_id.as_deref());
+            n.opt_str(
+                k!("previous_key_ring_id"),
+                k.previous_key_ring_id.as_deref(),
+            );
+            n.close();
+        }
+        if let Some(t) = self.tke.as_deref().filter(|t| !t.is_empty()) {
+            let mut n = o.object(k!("tke"));
+            n.opt_str(k!("location"), t.location.as_deref());
+            n.opt_str(k!("availability_zone"), t.availability_zone.as_deref());
+            n.opt_int(k!("hsm_index"), t.hsm_index.map(i64::from));
+            n.opt_int(k!("domain_index"), t.domain_index.map(i64::from));
+            n.opt_str(k!("admin_id"), t.admin_id.as_deref());
+            n.opt_int(k!("signature_threshold"), t.signature_threshold);
+            n.opt_int(
+                k!("revocation_signature_threshold"),
+                t.revocation_signature_threshold,
+            );
+            n.opt_str(
+                k!("verification_pattern"),
+                t.verification_pattern.as_deref(),
+            );
+            n.close();
+        }
+        if let Some(r) = self.reason.as_ref().filter(|r| !r.is_empty()) {
+            let mut n = o.object(k!("reason"));
+            n.opt_str(k!("type"), r.kind.as_deref());
+            n.opt_str(k!("failure"), r.failure.as_deref());
+            n.close();
+        }
+        if let Some(details) = self.details.as_deref().filter(|d| !d.is_empty()) {
+            o.key(k!("details"));
+            // Free-form and rare: serde_json writes it, as it would inside
+            // the serde form.
+            let _ = serde_json::to_writer(&mut *o.out, details);
+        }
+        if let Some(labels) = self.labels.as_deref().filter(|l| !l.is_empty()) {
+            let mut n = o.object(k!("labels"));
+            for (name, value) in labels {
+                n.dynamic_str(name, value);
+            }
+            n.close();
+        }
+        if let Some(ocsf) = &self.ocsf {
+            let mut n = o.object(k!("ocsf"));
+            n.int(k!("class_uid"), i64::from(ocsf.class_uid));
+            n.int(k!("category_uid"), i64::from(ocsf.category_uid));
+            n.int(k!("activity_id"), i64::from(ocsf.activity_id));
+            n.int(k!("status_id"), i64::from(ocsf.status_id));
+            n.close();
+        }
+        if let Some(origin) = &self.origin {
+            let mut n = o.object(k!("origin"));
+            n.str(k!("topic"), &origin.topic);
+            n.int(k!("partition"), i64::from(origin.partition));
+            n.int(k!("offset"), origin.offset);
+            n.close();
+        }
+        o.close();
+    }
+}
+
+/// One JSON object being written: commas between members, `}` at the end.
+/// Member names are the constant tokens of [`k!`], copied as they are.
+struct JsonObject<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> JsonObject<'o> {
+    #[inline(always)]
+    fn open(out: &'o mut Vec<u8>) -> JsonObject<'o> {
+        out.push(b'{');
+        JsonObject { out, empty: true }
+    }
+
+    /// A member name token, after a comma unless it is the first member.
+    #[inline(always)]
+    fn key(&mut self, token: &'static str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        self.out.extend_from_slice(token.as_bytes());
+    }
+
+    #[inline(always)]
+    fn str(&mut self, token: &'static str, value: &str) {
+        self.key(token);
+        write_json_str(self.out, value);
+    }
+
+    #[inline(always)]
+    fn opt_str(&mut self, token: &'static str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(token, value);
+        }
+    }
+
+    /// A member whose name is data (operator labels): escaped like a value.
+    fn dynamic_str(&mut self, name: &str, value: &str) {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        write_json_str(self.out, name);
+        self.out.push(b':');
+        write_json_str(self.out, value);
+    }
+
+    #[inline(always)]
+    fn int(&mut self, token: &'static str, value: i64) {
+        self.key(token);
+        write_int(self.out, value);
+    }
+
+    #[inline(always)]
+    fn opt_int(&mut self, token: &'static str, value: Option<i64>) {
+        if let Some(value) = value {
+            self.int(token, value);
+        }
+    }
+
+    #[inline(always)]
+    fn bool(&mut self, token: &'static str, value: bool) {
+        self.key(token);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    /// A nested object as the value of `token`.
+    #[inline(always)]
+    fn object(&mut self, token: &'static str) -> JsonObject<'_> {
+        self.key(token);
+        JsonObject::open(self.out)
+    }
+
+    #[inline(always)]
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// An integer in decimal, as serde_json (itoa) writes it.
+fn write_int(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Eight copies of a byte.
+const fn splat(byte: u8) -> u64 {
+    0x0101_0101_0101_0101 * byte as u64
+}
+
+/// The offset of the first byte of `bytes[from..]` that JSON strings must
+/// escape (`"`, `\`, below 0x20), or the length: eight bytes at a time.
+fn find_escape(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let control = word.wrapping_sub(splat(0x20)) & !word;
+        let quote = word ^ splat(b'"');
+        let quote = quote.wrapping_sub(splat(1)) & !quote;
+        let backslash = word ^ splat(b'\\');
+        let backslash = backslash.wrapping_sub(splat(1)) & !backslash;
+        // Only the lowest mark is exact, which is the one used.
+        let marks = (control | quote | backslash) & splat(0x80);
+        if marks != 0 {
+            return at + (marks.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// A JSON string with serde_json's escapes: `\"`, `\\`, the short forms
+/// `\b \t \n \f \r`, `\u00xx` (lower-case hex) for other control bytes;
+/// everything else as is.
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    let first = find_escape(bytes, 0);
+    if first == bytes.len() {
+        // The usual case: nothing to escape, one copy.
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
+    let mut start = 0;
+    loop {
+        let at = find_escape(bytes, start);
+        out.extend_from_slice(bytes.get(start..at).unwrap_or_default());
+        let Some(&b) = bytes.get(at) else {
+            break;
+        };
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        start = at + 1;
+    }
+    out.push(b'"');
+}
+
 fn entry<M: SerializeMap, T: Serialize>(
     map: &mut M,
     key: &'static str,
@@ -649,6 +973,142 @@ mod tests {
             json,
             r#"{"time":"2026-03-24T18:00:18.936Z","source":"securosys_km","action":"LOGIN_SUCCESS","category":"other","outcome":"unknown","severity":"informational","severity_id":1,"actionable":false}"#
         );
+    }
+
+    /// Every field set, with text that needs every kind of escape.
+    fn full_event(text: &str) -> Event {
+        let t = |suffix: &str| Some(format!("{text}{suffix}"));
+        let mut event = Event::new(
+            Timestamp::from_millis(1_774_375_218_936),
+            Source::IbmHpcs,
+            format!("hs-crypto.{text}"),
+        );
+        event.time_inferred = true;
+        event.legacy_action = t("legacy");
+        event.description = Some(Cow::Borrowed("Create a key."));
+        event.category = Category::KeyManagement;
+        event.outcome = Outcome::Denied;
+        event.status_code = Some(403);
+        event.severity = Severity::High;
+        event.vendor_severity = t("sev");
+        event.actionable = true;
+        event.remediation = Some(Cow::Owned(format!("check {text}")));
+        event.correlation_id = t("c");
+        event.request_uri = t("/u");
+        event.instance_id = t("i");
+        event.region = t("r");
+        event.account_id = t("a");
+        event.message = t("m");
+        event.event_id = t("e");
+        event.data_event = Some(false);
+        event.actor = Actor {
+            user: t("u"),
+            id: t("id"),
+            role: t("role"),
+            provider: t("p"),
+            ip: t("ip"),
+            user_agent: t("ua"),
+            session_id: t("s"),
+            cert_fingerprint: t("fp"),
+        };
+        event.target = Target {
+            id: t("tid"),
+            name: t("tn"),
+            kind: t("tk"),
+            api_url: t("url"),
+        };
+        event.key = Some(Box::new(KeyFacts {
+            id: t("k"),
+            kind: t("kt"),
+            state: Some(Cow::Borrowed("active")),
+            state_code: Some(1),
+            previous_state: Some(Cow::Owned(text.to_owned())),
+            previous_state_code: Some(-3),
+            version_id: t("v"),
+            rewrapped_version_id: t("rv"),
+            version_created: t("vc"),
+            key_ring_id: t("kr"),
+            previous_key_ring_id: t("pkr"),
+        }));
+        event.tke = Some(Box::new(TkeFacts {
+            location: t("loc"),
+            availability_zone: t("az"),
+            hsm_index: Some(3),
+            domain_index: Some(u32::MAX),
+            admin_id: t("adm"),
+            signature_threshold: Some(i64::MIN),
+            revocation_signature_threshold: Some(i64::MAX),
+            verification_pattern: t("vp"),
+        }));
+        event.reason = Some(Reason {
+            kind: t("rt"),
+            failure: t("rf"),
+        });
+        let mut details = serde_json::Map::new();
+        details.insert(
+            format!("{text}k"),
+            serde_json::json!({"n": [1.5, text, null]}),
+        );
+        event.details = Some(Box::new(details));
+        let mut labels = BTreeMap::new();
+        labels.insert(format!("{text}team"), format!("{text}pay"));
+        labels.insert("env".to_owned(), "prod".to_owned());
+        event.labels = Some(Box::new(labels));
+        event.ocsf = Some(Ocsf {
+            class_uid: 6003,
+            category_uid: 6,
+            activity_id: 1,
+            status_id: 2,
+        });
+        event.origin = Some(Origin {
+            topic: Arc::from(format!("audit{text}")),
+            partition: -1,
+            offset: i64::MAX,
+        });
+        event
+    }
+
+    #[test]
+    fn direct_json_is_the_serde_json() {
+        let mut texts: Vec<String> = [
+            "",
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "tab\tnl\ncr\r",
+            "\u{8}\u{c}\u{1}\u{1f}\u{7f}",
+            "ünïcödé ✓ 🔑",
+            "0123456789abcdef\"0123456789abcdef\\",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for byte in 0u8..=0x7f {
+            texts.push(format!(
+                "{}x{}",
+                char::from(byte),
+                "y".repeat(usize::from(byte % 17))
+            ));
+        }
+        for text in &texts {
+            let full = full_event(text);
+            let mut minimal = Event::new(
+                Timestamp::from_millis(-1),
+                Source::SecurosysKm,
+                text.clone(),
+            );
+            minimal.actor.user = Some(text.clone());
+            for event in [&full, &minimal] {
+                let mut direct = Vec::new();
+                event.write_json(&mut direct);
+                let serde = serde_json::to_vec(event).expect("serializes");
+                assert_eq!(
+                    String::from_utf8_lossy(&direct),
+                    String::from_utf8_lossy(&serde),
+                    "{text:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -47,6 +47,11 @@ impl Timestamp {
     }
 
     /// Parses any of the vendor time forms (see the module docs).
+    ///
+    /// The forms vendors actually send (`T`, `Z` or a numeric offset with
+    /// or without its colon, 0 to 9 fraction digits) are read by a
+    /// fixed-layout parser; anything else goes through chrono's RFC 3339
+    /// parser, which also decides what is refused.
     pub fn parse_vendor(text: &str) -> Result<Timestamp, TimeError> {
         let bytes = text.trim().as_bytes();
         let err = || TimeError {
@@ -55,9 +60,21 @@ impl Timestamp {
         if bytes.len() < 20 || bytes.len() > MAX_TIME_LEN {
             return Err(err());
         }
+        if let Some(millis) = parse_fixed(bytes) {
+            return Ok(Timestamp(millis));
+        }
+        Timestamp::parse_with_chrono(bytes).ok_or_else(err)
+    }
+
+    /// The general path of [`Timestamp::parse_vendor`], after its length
+    /// check.
+    fn parse_with_chrono(bytes: &[u8]) -> Option<Timestamp> {
+        let n = bytes.len();
+        if !(20..=MAX_TIME_LEN).contains(&n) {
+            return None;
+        }
         // `+0000` / `-0600`: insert the colon RFC 3339 wants.
         let mut buf = [0u8; MAX_TIME_LEN + 1];
-        let n = bytes.len();
         let fixed: &[u8] = match bytes[n - 5] {
             b'+' | b'-' if bytes[n - 4..].iter().all(u8::is_ascii_digit) => {
                 buf[..n - 2].copy_from_slice(&bytes[..n - 2]);
@@ -67,13 +84,34 @@ impl Timestamp {
             }
             _ => bytes,
         };
-        let fixed = std::str::from_utf8(fixed).map_err(|_| err())?;
-        let parsed = DateTime::parse_from_rfc3339(fixed).map_err(|_| err())?;
-        Ok(Timestamp(parsed.timestamp_millis()))
+        let fixed = std::str::from_utf8(fixed).ok()?;
+        let parsed = DateTime::parse_from_rfc3339(fixed).ok()?;
+        Some(Timestamp(parsed.timestamp_millis()))
     }
 
     /// Writes the contract form into a fixed buffer and returns it as text.
-    fn format(self, buf: &mut [u8; 32]) -> &str {
+    pub(crate) fn format(self, buf: &mut [u8; 32]) -> &str {
+        let days = self.0.div_euclid(MILLIS_PER_DAY);
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return self.format_with_chrono(buf);
+        }
+        let in_day = self.0.rem_euclid(MILLIS_PER_DAY);
+        let fields: [(usize, i64, usize); 7] = [
+            (0, year, 4),
+            (5, month, 2),
+            (8, day, 2),
+            (11, in_day / 3_600_000, 2),
+            (14, in_day / 60_000 % 60, 2),
+            (17, in_day / 1000 % 60, 2),
+            (20, in_day % 1000, 3),
+        ];
+        write_fields(buf, fields)
+    }
+
+    /// [`Timestamp::format`] for years outside 0..=9999 (clamped) and out
+    /// of chrono's range (the epoch).
+    fn format_with_chrono(self, buf: &mut [u8; 32]) -> &str {
         let Some(dt) = DateTime::<Utc>::from_timestamp_millis(self.0) else {
             return "1970-01-01T00:00:00.000Z";
         };
@@ -88,16 +126,126 @@ impl Timestamp {
             (17, dt.second(), 2),
             (20, millis, 3),
         ];
-        buf[..24].copy_from_slice(b"0000-00-00T00:00:00.000Z");
-        for (at, mut value, width) in fields {
-            for i in (at..at + width).rev() {
-                buf[i] = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
-        }
-        // Only ASCII digits and separators were written.
-        std::str::from_utf8(&buf[..24]).unwrap_or("1970-01-01T00:00:00.000Z")
+        write_fields(
+            buf,
+            fields.map(|(at, value, width)| (at, i64::from(value), width)),
+        )
     }
+}
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// Writes the contract form from its fields (position, value, width).
+fn write_fields(buf: &mut [u8; 32], fields: [(usize, i64, usize); 7]) -> &str {
+    buf[..24].copy_from_slice(b"0000-00-00T00:00:00.000Z");
+    for (at, mut value, width) in fields {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    // Only ASCII digits and separators were written.
+    std::str::from_utf8(&buf[..24]).unwrap_or("1970-01-01T00:00:00.000Z")
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The date of a day since 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The strict forms: `YYYY-MM-DDTHH:MM:SS`, an optional `.` with 1 to 9
+/// digits, then `Z`, `±HH:MM` or `±HHMM`, every field in range. `None`
+/// for anything else (chrono decides then).
+fn parse_fixed(b: &[u8]) -> Option<i64> {
+    let digit = |at: usize| -> Option<i64> {
+        let c = *b.get(at)?;
+        c.is_ascii_digit().then(|| i64::from(c - b'0'))
+    };
+    let two = |at: usize| -> Option<i64> { Some(digit(at)? * 10 + digit(at + 1)?) };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(at, c)| b.get(at) != Some(&c)) {
+        return None;
+    }
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    let in_range = (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && hour <= 23
+        && minute <= 59
+        && second <= 59;
+    if !in_range {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if b.get(at) == Some(&b'.') {
+        at += 1;
+        let start = at;
+        while let Some(d) = digit(at) {
+            if at - start < 3 {
+                millis = millis * 10 + d;
+            }
+            at += 1;
+        }
+        let count = at - start;
+        if !(1..=9).contains(&count) {
+            return None;
+        }
+        for _ in count..3 {
+            millis *= 10;
+        }
+    }
+    let offset_minutes = match b.get(at..)? {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] | [sign @ (b'+' | b'-'), _, _, _, _] => {
+            let minutes_at = if b.len() - at == 6 { at + 4 } else { at + 3 };
+            let (hours, minutes) = (two(at + 1)?, two(minutes_at)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let offset = hours * 60 + minutes;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return None,
+    };
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_minutes * 60;
+    Some(seconds * 1000 + millis)
 }
 
 impl fmt::Display for Timestamp {
@@ -177,6 +325,85 @@ mod tests {
             "2020-05-13T19:09:42.123456789012345678901234567890Z",
         ] {
             assert!(Timestamp::parse_vendor(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// A few thousand times spread over the years, with the fast parser's
+    /// forms, against chrono.
+    #[test]
+    fn the_fixed_layout_parser_agrees_with_chrono() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let millis = (next() % 253_402_300_800_000) as i64 - 62_135_596_800_000 / 2;
+            let base = Timestamp::from_millis(millis).to_string();
+            let stem = &base[..19];
+            let digits = &"123456789"[..(next() % 10) as usize];
+            let fraction = if digits.is_empty() {
+                String::new()
+            } else {
+                format!(".{digits}")
+            };
+            let hours = next() % 26;
+            let minutes = next() % 62;
+            let sign = if next() % 2 == 0 { '+' } else { '-' };
+            for zone in [
+                "Z".to_owned(),
+                format!("{sign}{hours:02}:{minutes:02}"),
+                format!("{sign}{hours:02}{minutes:02}"),
+            ] {
+                let text = format!("{stem}{fraction}{zone}");
+                let fast = parse_fixed(text.as_bytes()).map(Timestamp::from_millis);
+                let chrono = Timestamp::parse_with_chrono(text.as_bytes());
+                if fast.is_some() {
+                    assert_eq!(fast, chrono, "{text}");
+                }
+                assert_eq!(Timestamp::parse_vendor(&text).ok(), chrono, "{text}");
+            }
+        }
+        for text in [
+            "2024-02-29T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2000-02-29T23:59:59.999+23:59",
+            "2020-01-01T24:00:00Z",
+            "2020-01-01T00:00:60Z",
+            "2020-01-01t00:00:00Z",
+            "2020-01-01 00:00:00z",
+            "2020-01-01T00:00:00.Z",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                Timestamp::parse_vendor(text).ok(),
+                Timestamp::parse_with_chrono(text.as_bytes()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_day_arithmetic_formats_as_chrono_does() {
+        let mut buf = [0u8; 32];
+        let mut other = [0u8; 32];
+        let mut millis = -62_167_219_200_000i64 - 86_400_000; // before year 0
+        while millis < 253_402_300_800_000 + 86_400_000 {
+            assert_eq!(
+                Timestamp(millis).format(&mut buf),
+                Timestamp(millis).format_with_chrono(&mut other),
+                "{millis}"
+            );
+            millis += 9_876_543_211;
+        }
+        for millis in [i64::MIN, i64::MAX, -1, 0, 951_782_400_000] {
+            assert_eq!(
+                Timestamp(millis).format(&mut buf),
+                Timestamp(millis).format_with_chrono(&mut other)
+            );
         }
     }
 

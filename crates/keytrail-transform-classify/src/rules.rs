@@ -9,7 +9,7 @@
 //!
 //! Guarantees: every function here is pure (the event is only read), does
 //! no I/O and allocates nothing; per event there is at most one hash lookup
-//! per table, plus a walk over the ten ordered hint rules for actionable
+//! per table (FxHash: the keys are compiled in), plus a walk over the ten ordered hint rules for actionable
 //! IBM events and over the few words of a Securosys event name.
 
 use std::collections::HashMap;
@@ -26,6 +26,55 @@ use crate::tables::{
     OutcomeScope, SECUROSYS_ACTIONABLE, SECUROSYS_ERROR_LEVEL, SECUROSYS_FALLBACK_HINT,
     SECUROSYS_LEVEL_SEVERITY, SecurosysRow, VERBS, Verb,
 };
+
+/// The catalog maps' hasher: FxHash (rustc's), a rotate-xor-multiply per
+/// word. The tables are built from compiled-in rows and operator
+/// configuration, never from events, so SipHash's defence against chosen
+/// keys buys nothing here, while hashing each event's action name with it
+/// is a measurable share of this stage.
+#[derive(Debug, Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut word = [0u8; 8];
+        let rest = chunks.remainder();
+        word[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(word) ^ rest.len() as u64);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, value: u32) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map with [`FxHasher`].
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// What the IBM tables know about one action (prefix stripped).
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,11 +97,11 @@ struct StatusLevels {
 /// The built-in tables, indexed.
 #[derive(Debug)]
 pub(crate) struct Lookups {
-    ibm_actions: HashMap<&'static str, IbmActionFacts>,
-    ibm_status: HashMap<u32, StatusLevels>,
-    securosys_exact: HashMap<&'static str, &'static SecurosysRow>,
+    ibm_actions: FastMap<&'static str, IbmActionFacts>,
+    ibm_status: FastMap<u32, StatusLevels>,
+    securosys_exact: FastMap<&'static str, &'static SecurosysRow>,
     securosys_suffix: Vec<&'static SecurosysRow>,
-    verbs: HashMap<Box<str>, Verb>,
+    verbs: FastMap<Box<str>, Verb>,
     ocsf_class: [Option<&'static OcsfClass>; Category::ALL.len()],
     ocsf_status: [u32; Outcome::ALL.len()],
 }
@@ -67,7 +116,7 @@ pub(crate) fn lookups() -> &'static Lookups {
 
 impl Lookups {
     fn build() -> Lookups {
-        let mut ibm_actions: HashMap<&'static str, IbmActionFacts> = HashMap::new();
+        let mut ibm_actions: FastMap<&'static str, IbmActionFacts> = FastMap::default();
         for &(action, level) in IBM_ACTION_SEVERITY {
             ibm_actions.entry(action).or_default().level = Some(level);
         }
@@ -78,7 +127,7 @@ impl Lookups {
             ibm_actions.entry(action).or_default().key_delete = true;
         }
 
-        let mut ibm_status: HashMap<u32, StatusLevels> = HashMap::new();
+        let mut ibm_status: FastMap<u32, StatusLevels> = FastMap::default();
         for row in IBM_STATUS_SEVERITY {
             let levels = ibm_status.entry(row.code).or_insert(StatusLevels {
                 tke: IbmLevel::Normal,
@@ -92,7 +141,7 @@ impl Lookups {
             }
         }
 
-        let mut securosys_exact = HashMap::new();
+        let mut securosys_exact = FastMap::default();
         let mut securosys_suffix = Vec::new();
         for row in SECUROSYS_ACTIONABLE {
             match row.event {
@@ -103,7 +152,7 @@ impl Lookups {
             }
         }
 
-        let mut verbs = HashMap::with_capacity(VERBS.len() * 2);
+        let mut verbs = FastMap::with_capacity_and_hasher(VERBS.len() * 2, Default::default());
         for &(word, verb) in VERBS {
             verbs.insert(Box::from(word), verb);
             verbs.insert(word.to_ascii_uppercase().into_boxed_str(), verb);

@@ -22,7 +22,7 @@ pub(crate) struct Str<'a>(pub(crate) Option<Cow<'a, str>>);
 impl<'a> Str<'a> {
     /// The text, when present and not blank.
     pub(crate) fn get(&self) -> Option<&str> {
-        self.0.as_deref().filter(|s| !s.trim().is_empty())
+        self.0.as_deref().filter(|s| !trim(s).is_empty())
     }
 
     /// An owned copy of the text, when present and not blank.
@@ -32,11 +32,25 @@ impl<'a> Str<'a> {
 
     /// An owned, trimmed copy, when something is left after trimming.
     pub(crate) fn trimmed(&self) -> Option<String> {
-        self.get().map(|s| s.trim().to_owned())
+        let text = trim(self.0.as_deref()?);
+        (!text.is_empty()).then(|| text.to_owned())
     }
 
     pub(crate) fn is_present(&self) -> bool {
         self.get().is_some()
+    }
+}
+
+/// `str::trim`, without decoding characters in the usual case: text that
+/// starts and ends with a visible ASCII character has nothing to trim.
+#[inline]
+pub(crate) fn trim(text: &str) -> &str {
+    let visible = |b: &u8| (b'!'..=b'~').contains(b);
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(visible) && bytes.last().is_some_and(visible) {
+        text
+    } else {
+        text.trim()
     }
 }
 
@@ -326,16 +340,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     }
 }
 
-/// Reads a value and drops every key-material field inside it (see
-/// [`crate::material`]), at any depth.
-pub(crate) fn scrubbed_value<'de, A: MapAccess<'de>>(
-    map: &mut A,
-) -> Result<serde_json::Value, A::Error> {
-    let mut value: serde_json::Value = map.next_value()?;
-    crate::material::scrub(&mut value);
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +370,24 @@ mod tests {
         assert_eq!(probe(r#"{"s":"  "}"#).s.get(), None);
         assert_eq!(probe(r#"{"s":{"x":[1]}}"#).s.get(), None);
         assert_eq!(probe(r#"{"s":null}"#).s.get(), None);
+    }
+
+    #[test]
+    fn trim_is_str_trim() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a ",
+            "a\u{a0}",
+            "\u{2003}b",
+            "x y",
+            "\tz\r",
+            "~!",
+            "\u{7f}",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! A record (a Kafka message or a file line) holds one event or several
 //! newline-separated ones. Each line is checked against the size and depth
-//! limits, parsed once into [`Top`], and unwrapped when it is an envelope:
+//! limits, parsed once into [`Top`] (by the on-demand reader of `scan`,
+//! with serde_json as the reference for what it leaves), and unwrapped when
+//! it is an envelope:
 //! the IBM log-analysis export (`{"_source": {"_line": "<event JSON>"}}` or
 //! `{"_line": "…"}`) and the older `{"payload": {…event…}, "meta": {…}}`
 //! wrapper. Envelopes may nest a few levels; deeper nesting is refused as an
@@ -13,7 +15,7 @@ use keytrail_core::{DeadLetterReason, Event};
 use serde::de::IgnoredAny;
 
 use crate::raw::Top;
-use crate::{Context, Normalizer, Rejection, ibm_cadf, securosys};
+use crate::{Context, Normalizer, Rejection, ibm_cadf, scan, securosys};
 
 /// How many envelopes may wrap one event.
 const MAX_ENVELOPES: u8 = 4;
@@ -59,20 +61,26 @@ impl Normalizer {
         self.event_from_text(text, ctx, 0)
     }
 
+    /// The on-demand reader first (`scan`); serde_json, after the depth
+    /// check, for what it leaves. Both give the same [`Top`].
     fn event_from_text(
         &self,
         text: &str,
         ctx: &mut Context<'_>,
         nesting: u8,
     ) -> Result<Event, Rejection> {
-        self.check_depth(text.as_bytes())?;
-        let top = parse_top(text)?;
-        self.event_from_top(top, ctx, nesting)
+        // Filled in place: the struct is large, and moving it costs.
+        let mut top = Top::default();
+        if scan::read_top(text, self.max_depth, &mut top).is_err() {
+            self.check_depth(text.as_bytes())?;
+            top = parse_top(text)?;
+        }
+        self.event_from_top(&mut top, ctx, nesting)
     }
 
-    fn event_from_top(
+    pub(crate) fn event_from_top(
         &self,
-        top: Top<'_>,
+        top: &mut Top<'_>,
         ctx: &mut Context<'_>,
         nesting: u8,
     ) -> Result<Event, Rejection> {
@@ -92,22 +100,19 @@ impl Normalizer {
         if nesting >= MAX_ENVELOPES {
             return Err(Rejection::new(missing).with_detail("too many nested envelopes".into()));
         }
-        let Top {
-            line,
-            source,
-            payload,
-            log_source_crn,
-            ..
-        } = top;
-        let line = line.0.or_else(|| source.0.and_then(|s| s.line.0));
+        let line = top
+            .line
+            .0
+            .take()
+            .or_else(|| top.source.0.as_mut().and_then(|s| s.line.0.take()));
         if let Some(line) = line.filter(|l| !l.trim().is_empty()) {
             return self.event_from_text(&line, ctx, nesting + 1);
         }
-        if let Some(inner) = payload.0 {
+        if let Some(inner) = top.payload.0.as_mut() {
             if ctx.outer_log_source.is_none() {
-                ctx.outer_log_source = log_source_crn.trimmed();
+                ctx.outer_log_source = top.log_source_crn.trimmed();
             }
-            return self.event_from_top(*inner, ctx, nesting + 1);
+            return self.event_from_top(inner, ctx, nesting + 1);
         }
         Err(Rejection::new(missing))
     }

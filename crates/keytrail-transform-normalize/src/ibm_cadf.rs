@@ -7,12 +7,11 @@
 //! `ibm_cloud`. Every field is read as sent: catalog translation, CRN
 //! splitting and state names are the enricher's work.
 
-use keytrail_core::crn::Crn;
 use keytrail_core::{Event, Outcome, Reason, Source};
 
 use crate::de::Embedded;
 use crate::raw::{Data, KeyState, Top};
-use crate::{Context, Rejection};
+use crate::{Context, Rejection, scan};
 
 /// Decides the IBM source (see the module docs).
 pub(crate) fn source(
@@ -21,7 +20,7 @@ pub(crate) fn source(
     action: &str,
 ) -> Source {
     for crn in [target_id, log_source_crn].into_iter().flatten() {
-        match Crn::parse(crn).map(|c| c.service) {
+        match crn_service(crn) {
             Some("hs-crypto") => return Source::IbmHpcs,
             Some("kms") => return Source::IbmKeyProtect,
             _ => {}
@@ -34,6 +33,42 @@ pub(crate) fn source(
     } else {
         Source::IbmCloud
     }
+}
+
+/// The service segment of a CRN, exactly as [`Crn::parse`] reads it, in
+/// one pass over the first four segments (the source is decided per event;
+/// the full split is the enricher's).
+///
+/// [`Crn::parse`]: keytrail_core::crn::Crn::parse
+pub(crate) fn crn_service(text: &str) -> Option<&str> {
+    let text = crate::de::trim(text);
+    let body = text.strip_prefix("crn:").unwrap_or(text);
+    let mut segment = 0;
+    let mut start = 0;
+    for (at, byte) in body.bytes().enumerate() {
+        if byte != b':' {
+            continue;
+        }
+        if segment == 0 && !body.starts_with('v') {
+            return None;
+        }
+        if segment == 3 {
+            return usable_service(&body[start..at]);
+        }
+        segment += 1;
+        start = at + 1;
+    }
+    // The service runs to the end (a CRN cut after it).
+    (segment == 3)
+        .then(|| usable_service(&body[start..]))
+        .flatten()
+}
+
+/// [`Crn`]'s rule for a usable segment.
+///
+/// [`Crn`]: keytrail_core::crn::Crn
+fn usable_service(segment: &str) -> Option<&str> {
+    (!segment.is_empty() && segment != "undefined" && !segment.starts_with('<')).then_some(segment)
 }
 
 /// Maps an IBM `outcome` and status code: failures answered 401 or 403 are
@@ -51,12 +86,12 @@ pub(crate) fn outcome(outcome: Option<&str>, status: Option<u32>) -> Outcome {
 }
 
 /// Builds the event. `top.action` is known to be present.
-pub(crate) fn build(top: Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection> {
+pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection> {
     let (time, inferred) = ctx.time(top.event_time.get())?;
     let action = top.action.trimmed().unwrap_or_default();
-    let initiator = top.initiator.0.unwrap_or_default();
-    let target = top.target.0.unwrap_or_default();
-    let reason = top.reason.0.unwrap_or_default();
+    let initiator = top.initiator.0.take().unwrap_or_default();
+    let target = top.target.0.take().unwrap_or_default();
+    let reason = top.reason.0.take().unwrap_or_default();
 
     let target_id = target.id.trimmed();
     let log_source_crn = top
@@ -94,10 +129,10 @@ pub(crate) fn build(top: Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection>
     };
     event.reason = (!reason.is_empty()).then_some(reason);
 
-    let mut request = ctx.embedded(top.request_data)?;
-    let mut response = match ctx.embedded(top.response_data)? {
+    let mut request = ctx.embedded(std::mem::take(&mut top.request_data))?;
+    let mut response = match ctx.embedded(std::mem::take(&mut top.response_data))? {
         Some(data) => Some(data),
-        None => ctx.embedded(top.response_body)?,
+        None => ctx.embedded(std::mem::take(&mut top.response_body))?,
     };
     event.correlation_id = top
         .correlation_id
@@ -207,18 +242,24 @@ impl Context<'_> {
         match data {
             Embedded::Absent => Ok(None),
             Embedded::Parsed(data) => Ok(Some(data)),
-            Embedded::Text(text) => {
-                self.normalizer.check_depth(text.as_bytes())?;
-                // A string that is not an object of the expected shape is
-                // not worth the event: keep the event, drop the field.
-                Ok(serde_json::from_str::<Data>(&text).ok())
-            }
+            Embedded::Text(text) => match scan::data(&text, self.normalizer.max_depth) {
+                Ok(data) => Ok(Some(data)),
+                Err(scan::Fallback) => {
+                    self.normalizer.check_depth(text.as_bytes())?;
+                    // A string that is not an object of the expected shape
+                    // is not worth the event: keep the event, drop the
+                    // field.
+                    Ok(serde_json::from_str::<Data>(&text).ok())
+                }
+            },
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use keytrail_core::crn::Crn;
+
     use super::*;
 
     #[test]
@@ -246,6 +287,36 @@ mod tests {
             source(Some(vpc), Some(vpc), "is.vpc.vpc.create"),
             Source::IbmCloud
         );
+    }
+
+    #[test]
+    fn crn_service_reads_as_crn_parse() {
+        let texts = [
+            "crn:v1:bluemix:public:hs-crypto:us-south:a/1:2:key:3",
+            "v1:bluemix:public:kms:us-south:a/1:2::",
+            " crn:v1:bluemix:public:kms ",
+            "crn:v1:bluemix:public:kms:",
+            "crn:v1:bluemix:public",
+            "crn:v1:bluemix:public:",
+            "crn:v1::public:is::a/67db::vpc:",
+            "crn:x1:bluemix:public:kms:us",
+            "crn:v1:a:b:undefined:c",
+            "crn:v1:a:b:<svc>:c",
+            "crn:crn:v1:a:b:kms",
+            "<ATR_CRN>",
+            "",
+            ":::",
+            "v:::",
+            "v::::",
+            "v:::s",
+        ];
+        for text in texts {
+            assert_eq!(
+                crn_service(text),
+                Crn::parse(text).map(|c| c.service),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

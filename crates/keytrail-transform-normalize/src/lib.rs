@@ -16,7 +16,9 @@
 //!   panics on input and nothing is dropped silently;
 //! - key material never reaches an event (`material`);
 //! - parsing borrows from the input and builds no `serde_json::Value` tree
-//!   except for the free-form `details`.
+//!   except for the free-form `details`: an on-demand reader (`scan`) takes
+//!   the fields the contract uses and skips the rest unbuilt, with
+//!   serde_json as the reference path for any input it does not handle.
 //!
 //! Catalog facts, CRN splitting and severities are added later by the enrich
 //! and classify stages.
@@ -26,6 +28,7 @@ mod envelope;
 mod ibm_cadf;
 pub mod material;
 mod raw;
+mod scan;
 mod securosys;
 
 use keytrail_core::{Batch, DeadLetter, DeadLetterReason, Event, RecordMeta, Timestamp};

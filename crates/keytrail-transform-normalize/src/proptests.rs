@@ -117,8 +117,86 @@ fn has_empty_string(value: &Value) -> bool {
     }
 }
 
+/// The reference parse of a line into the vendor structs: serde_json.
+fn reference_top(text: &str) -> Option<crate::raw::Top<'_>> {
+    serde_json::from_str(text).ok()
+}
+
+/// A valid JSON text changed at one place: a byte dropped, doubled or
+/// replaced by one that matters to the JSON grammar.
+fn mutated() -> impl Strategy<Value = String> {
+    const BYTES: &[u8] = b"{}[],:\"\\ 0-.eEtfn\x01/u";
+    (
+        event_like(),
+        any::<prop::sample::Index>(),
+        0..3u8,
+        prop::sample::select(BYTES),
+    )
+        .prop_map(|(value, at, how, byte)| {
+            let mut bytes = value.to_string().into_bytes();
+            let at = at.index(bytes.len());
+            match how {
+                0 => {
+                    bytes.remove(at);
+                }
+                1 => bytes.insert(at, bytes[at]),
+                _ => bytes[at] = byte,
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn fast_reader_agrees_with_serde_on_json(value in json_value()) {
+        let text = value.to_string();
+        if let Ok(fast) = crate::scan::top(&text, DEFAULT_MAX_DEPTH) {
+            prop_assert_eq!(Some(fast), reference_top(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn fast_reader_agrees_with_serde_on_events(value in event_like()) {
+        let text = value.to_string();
+        let fast = crate::scan::top(&text, DEFAULT_MAX_DEPTH);
+        // serde_json writes no `\u` escape for printable text, so these
+        // stay on the fast path unless they repeat a field.
+        if let Ok(fast) = fast {
+            prop_assert_eq!(Some(fast), reference_top(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn fast_reader_accepts_no_broken_json(text in mutated()) {
+        if let Ok(fast) = crate::scan::top(&text, DEFAULT_MAX_DEPTH) {
+            prop_assert_eq!(Some(fast), reference_top(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn both_paths_give_the_same_event(value in event_like()) {
+        let text = value.to_string();
+        let meta = RecordMeta::default();
+        let normalizer = Normalizer::default();
+        let fast = normalizer.normalize_line(text.as_bytes(), &meta);
+        let mut ctx = Context { normalizer: &normalizer, meta: &meta, outer_log_source: None };
+        let reference = match reference_top(&text) {
+            Some(mut top) => normalizer.event_from_top(&mut top, &mut ctx, 0),
+            None => return Ok(()),
+        };
+        match (fast, reference) {
+            (Ok(mut a), Ok(b)) => {
+                // An inferred time is the clock's.
+                if a.time_inferred {
+                    a.time = b.time;
+                }
+                prop_assert_eq!(a, b);
+            }
+            (a, b) => prop_assert_eq!(a.err(), b.err()),
+        }
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -180,6 +258,25 @@ proptest! {
         if let Ok(event) = Normalizer::default().normalize_line(text.as_bytes(), &RecordMeta::default()) {
             let out = serde_json::to_string(&event).expect("serializes");
             prop_assert!(!out.contains(&secret), "{} leaked into {}", secret, out);
+        }
+    }
+
+    #[test]
+    fn crn_service_reads_as_crn_parse(text in "(crn:)?[v1a-z<> ]{0,3}(:[a-z<>/ v-]{0,4}){0,6}") {
+        prop_assert_eq!(
+            crate::ibm_cadf::crn_service(&text),
+            keytrail_core::crn::Crn::parse(&text).map(|c| c.service)
+        );
+    }
+
+    #[test]
+    fn direct_json_is_the_serde_json(value in event_like()) {
+        let text = value.to_string();
+        if let Ok(event) = Normalizer::default().normalize_line(text.as_bytes(), &RecordMeta::default()) {
+            let mut direct = Vec::new();
+            event.write_json(&mut direct);
+            let serde = serde_json::to_vec(&event).expect("serializes");
+            prop_assert_eq!(String::from_utf8_lossy(&direct), String::from_utf8_lossy(&serde));
         }
     }
 

@@ -10,11 +10,11 @@
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::de::{Embedded, Flag, Int, Key, Obj, Str, scrubbed_value};
+use crate::de::{Embedded, Flag, Int, Key, Obj, Str};
 use crate::material::is_key_material;
 
 /// Every top-level field keytrail reads, for every shape.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub(crate) struct Top<'a> {
     // IBM Activity Tracker (CADF).
@@ -115,7 +115,7 @@ impl Top<'_> {
 }
 
 /// IBM `initiator`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub(crate) struct Initiator<'a> {
     #[serde(borrow)]
@@ -129,7 +129,7 @@ pub(crate) struct Initiator<'a> {
 }
 
 /// IBM `initiator.credential`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub(crate) struct Credential<'a> {
     #[serde(borrow, rename = "type")]
@@ -137,7 +137,7 @@ pub(crate) struct Credential<'a> {
 }
 
 /// IBM `initiator.host`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub(crate) struct Host<'a> {
     #[serde(borrow)]
@@ -147,7 +147,7 @@ pub(crate) struct Host<'a> {
 }
 
 /// IBM `target`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub(crate) struct TargetRaw<'a> {
     #[serde(borrow)]
@@ -159,7 +159,7 @@ pub(crate) struct TargetRaw<'a> {
 }
 
 /// IBM `reason`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub(crate) struct ReasonRaw<'a> {
     #[serde(rename = "reasonCode")]
@@ -285,56 +285,113 @@ impl<'de> Visitor<'de> for DataVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
         let mut data = Data::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let text = |map: &mut A| -> Result<Option<String>, A::Error> {
-                Ok(map.next_value::<Str<'_>>()?.trimmed())
-            };
-            match key.as_ref() {
-                "requestURI" | "requestUri" => data.request_uri = text(&mut map)?,
-                "instanceID" | "instanceId" => data.instance_id = text(&mut map)?,
-                "correlationId" | "correlationID" => data.correlation_id = text(&mut map)?,
-                "keyId" | "keyID" => data.key_id = text(&mut map)?,
-                "keyType" => data.key_type = text(&mut map)?,
-                "keyVersionId" => data.key_version_id = text(&mut map)?,
-                "rewrappedKeyVersionId" => data.rewrapped_key_version_id = text(&mut map)?,
-                "keyVersionCreationDate" => data.key_version_created = text(&mut map)?,
-                "keyRingId" | "keyRingID" => data.key_ring_id = text(&mut map)?,
-                "location" => data.location = text(&mut map)?,
-                "adminId" | "adminID" => data.admin_id = text(&mut map)?,
-                "verificationPattern" => data.verification_pattern = text(&mut map)?,
-                "signatureThreshold" => data.signature_threshold = map.next_value::<Int>()?.0,
-                "revocationSignatureThreshold" => {
-                    data.revocation_signature_threshold = map.next_value::<Int>()?.0;
-                }
-                "keyState" => {
-                    let state: Str<'_> = map.next_value()?;
-                    data.key_state = state.get().map(|s| match s.trim().parse::<i64>() {
-                        Ok(code) => KeyState::Code(code),
-                        Err(_) => KeyState::Name(s.trim().to_ascii_lowercase()),
-                    });
-                }
-                "initialValue" => {
-                    data.initial_value = map.next_value::<Obj<Data>>()?.0.map(Box::new)
-                }
-                "newValue" => data.new_value = map.next_value::<Obj<Data>>()?.0.map(Box::new),
-                "eventAckData" => data.event_ack = map.next_value::<Obj<Data>>()?.0.map(Box::new),
-                name if is_key_material(name) => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                _ => {
-                    let value = scrubbed_value(&mut map)?;
-                    if value.as_str() != Some("") {
-                        data.extras.insert(key.into_owned(), value);
-                    }
-                }
-            }
+            data.read_field(&key, &mut SerdeFields(&mut map))?;
         }
         Ok(data)
     }
 }
 
+/// Where the value of one `requestData`/`responseData` field is read from:
+/// serde_json's map access (the reference path) or the on-demand reader
+/// (`scan`). The field table in [`Data::read_field`] is shared by both.
+pub(crate) trait DataFields<'a> {
+    type Error;
+    /// A text field ([`Str`] rules).
+    fn text(&mut self) -> Result<Str<'a>, Self::Error>;
+    /// An integer field ([`Int`] rules).
+    fn int(&mut self) -> Result<Int, Self::Error>;
+    /// A nested object of the same shape; anything else is absent.
+    fn nested(&mut self) -> Result<Option<Box<Data>>, Self::Error>;
+    /// A value nobody reads (key material).
+    fn skip(&mut self) -> Result<(), Self::Error>;
+    /// Any other value, whole, as a JSON tree.
+    fn value(&mut self) -> Result<serde_json::Value, Self::Error>;
+}
+
+impl Data {
+    /// Reads the value of field `key` into its place: one row per vendor
+    /// name.
+    pub(crate) fn read_field<'a, F: DataFields<'a>>(
+        &mut self,
+        key: &str,
+        from: &mut F,
+    ) -> Result<(), F::Error> {
+        match key {
+            "requestURI" | "requestUri" => self.request_uri = from.text()?.trimmed(),
+            "instanceID" | "instanceId" => self.instance_id = from.text()?.trimmed(),
+            "correlationId" | "correlationID" => self.correlation_id = from.text()?.trimmed(),
+            "keyId" | "keyID" => self.key_id = from.text()?.trimmed(),
+            "keyType" => self.key_type = from.text()?.trimmed(),
+            "keyVersionId" => self.key_version_id = from.text()?.trimmed(),
+            "rewrappedKeyVersionId" => self.rewrapped_key_version_id = from.text()?.trimmed(),
+            "keyVersionCreationDate" => self.key_version_created = from.text()?.trimmed(),
+            "keyRingId" | "keyRingID" => self.key_ring_id = from.text()?.trimmed(),
+            "location" => self.location = from.text()?.trimmed(),
+            "adminId" | "adminID" => self.admin_id = from.text()?.trimmed(),
+            "verificationPattern" => self.verification_pattern = from.text()?.trimmed(),
+            "signatureThreshold" => self.signature_threshold = from.int()?.0,
+            "revocationSignatureThreshold" => {
+                self.revocation_signature_threshold = from.int()?.0;
+            }
+            "keyState" => {
+                let state = from.text()?;
+                self.key_state = state.get().map(|s| match s.trim().parse::<i64>() {
+                    Ok(code) => KeyState::Code(code),
+                    Err(_) => KeyState::Name(s.trim().to_ascii_lowercase()),
+                });
+            }
+            "initialValue" => self.initial_value = from.nested()?,
+            "newValue" => self.new_value = from.nested()?,
+            "eventAckData" => self.event_ack = from.nested()?,
+            name if is_key_material(name) => from.skip()?,
+            _ => {
+                let mut value = from.value()?;
+                crate::material::scrub(&mut value);
+                if value.as_str() != Some("") {
+                    self.extras.insert(key.to_owned(), value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`DataFields`] over serde's map access.
+struct SerdeFields<'m, A>(&'m mut A);
+
+impl<'de, A: MapAccess<'de>> DataFields<'de> for SerdeFields<'_, A> {
+    type Error = A::Error;
+    fn text(&mut self) -> Result<Str<'de>, A::Error> {
+        self.0.next_value()
+    }
+    fn int(&mut self) -> Result<Int, A::Error> {
+        self.0.next_value()
+    }
+    fn nested(&mut self) -> Result<Option<Box<Data>>, A::Error> {
+        Ok(self.0.next_value::<Obj<Data>>()?.0.map(Box::new))
+    }
+    fn skip(&mut self) -> Result<(), A::Error> {
+        self.0.next_value::<IgnoredAny>().map(|_| ())
+    }
+    fn value(&mut self) -> Result<serde_json::Value, A::Error> {
+        self.0.next_value()
+    }
+}
+
 /// Securosys `details`: kept whole, key material removed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct Details(pub serde_json::Map<String, serde_json::Value>);
+
+impl Details {
+    /// Keeps one field (not key material: the caller skipped those),
+    /// scrubbed; an empty string is dropped.
+    pub(crate) fn keep(&mut self, key: &str, mut value: serde_json::Value) {
+        crate::material::scrub(&mut value);
+        if value.as_str() != Some("") {
+            self.0.insert(key.to_owned(), value);
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Details {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -345,18 +402,15 @@ impl<'de> Deserialize<'de> for Details {
                 f.write_str("an object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Details, A::Error> {
-                let mut out = serde_json::Map::new();
+                let mut out = Details::default();
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     if is_key_material(&key) {
                         map.next_value::<IgnoredAny>()?;
                     } else {
-                        let value = scrubbed_value(&mut map)?;
-                        if value.as_str() != Some("") {
-                            out.insert(key.into_owned(), value);
-                        }
+                        out.keep(&key, map.next_value()?);
                     }
                 }
-                Ok(Details(out))
+                Ok(out)
             }
         }
         deserializer.deserialize_map(DetailsVisitor)

@@ -22,7 +22,7 @@ pub(crate) fn outcome(result: Option<&str>) -> Outcome {
 }
 
 /// Builds the event. `top.event` is known to be present.
-pub(crate) fn build(top: Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection> {
+pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection> {
     let (time, inferred) = ctx.time(top.timestamp.get())?;
     let action = top.event.trimmed().unwrap_or_default();
     let mut event = Event::new(time, Source::SecurosysKm, action);
@@ -44,6 +44,7 @@ pub(crate) fn build(top: Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection>
     event.details = top
         .details
         .0
+        .take()
         .filter(|d| !d.0.is_empty())
         .map(|d| Box::new(d.0));
     ctx.apply_meta(&mut event);

@@ -432,3 +432,20 @@ fn odd_field_types_do_not_cost_the_event() {
     assert_eq!(e.data_event, None);
     assert_eq!(e.vendor_severity.as_deref(), Some("7"));
 }
+
+#[test]
+fn real_shapes_take_the_fast_path_and_read_as_serde_does() {
+    let inner = serde_json::to_string(IBM_CREATE).expect("quotes");
+    let lines = [
+        IBM_CREATE.to_owned(),
+        SECUROSYS.to_owned(),
+        format!(r#"{{"_source":{{"_host":"h","_logtype":"json","_line":{inner}}}}}"#),
+        format!(r#"{{"payload":{IBM_CREATE},"meta":{{"x":1}}}}"#),
+        r#"{"eventTime":"2020-03-11T09:28:35.15+0000","action":"kms.secrets.read","requestData":"{\"requestURI\":\"/k\",\"instanceId\":\"i-9\"}","responseData":{"keyId":"k","keyState":"3","maxAllowedRetrievals":5,"eventAckData":{"keyState":"DEK_ENABLED"}}}"#.to_owned(),
+    ];
+    for line in &lines {
+        let fast = crate::scan::top(line, DEFAULT_MAX_DEPTH).expect("fast path");
+        let reference: crate::raw::Top<'_> = serde_json::from_str(line).expect("serde parses");
+        assert_eq!(fast, reference, "{line}");
+    }
+}

@@ -92,6 +92,7 @@ pub fn normalize_stream(
     let mut err = BufWriter::new(err);
     let meta = RecordMeta::default();
     let mut line = Vec::with_capacity(1 << 12);
+    let mut json = Vec::with_capacity(1 << 12);
     let mut line_no: u64 = 0;
     loop {
         line.clear();
@@ -112,8 +113,10 @@ pub fn normalize_stream(
         match transforms.line(text, &meta) {
             Ok(event) => {
                 stats.event(&event);
-                serde_json::to_writer(&mut out, &event).map_err(|e| Failure::Write(e.into()))?;
-                out.write_all(b"\n").map_err(Failure::Write)?;
+                json.clear();
+                event.write_json(&mut json);
+                json.push(b'\n');
+                out.write_all(&json).map_err(Failure::Write)?;
             }
             Err(rejection) => {
                 stats.rejected(&rejection.reason);

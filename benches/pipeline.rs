@@ -1,0 +1,85 @@
+//! Group `pipeline`: the in-process part of the pipeline, no Kafka and no
+//! network: record bytes in, encoded protobuf batches out.
+//!
+//! - `transforms_to_protobuf`: records in Kafka-sized batches (1000, the
+//!   source's `batch_max_records` default) through normalize, enrich and
+//!   classify, each event converted to `keytrail.v1.Event` (what the gRPC
+//!   sink's encoder does) and packed into `ForwardRequest` batches of 500
+//!   (the sink's `batch_max_events` default), encoded with prost into a
+//!   reused buffer;
+//! - `serde_json_value_parse_only`: the same baseline as in `normalize`,
+//!   so this group reads as a ratio too.
+//!
+//! The full loopback path (Kafka mock cluster → `keytrail run` → gRPC
+//! receiver) is the `loopback` bench. Corpus: see
+//! `keytrail_benches::corpus`.
+
+// criterion_group! generates undocumented items.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use keytrail_core::{AckToken, Batch, RecordMeta, Transform};
+use keytrail_proto::v1;
+use keytrail_transform_classify::Classifier;
+use keytrail_transform_enrich::Enricher;
+use keytrail_transform_normalize::Normalizer;
+use prost::Message;
+
+/// Records per batch from the source (`kafka.batch_max_records` default).
+const RECORDS_PER_BATCH: usize = 1000;
+/// Events per gRPC batch (`grpc.batch_max_events` default).
+const EVENTS_PER_REQUEST: usize = 500;
+
+fn pipeline(c: &mut Criterion) {
+    let lines = keytrail_benches::corpus();
+    let normalizer = Normalizer::default();
+    let enricher = Enricher::new();
+    let classifier = Classifier::new();
+    let meta = RecordMeta::default();
+
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("serde_json_value_parse_only", |b| {
+        b.iter(|| {
+            for line in &lines {
+                let _ = black_box(serde_json::from_slice::<serde_json::Value>(line));
+            }
+        });
+    });
+    let mut wire = Vec::with_capacity(4 << 20);
+    group.bench_function("transforms_to_protobuf", |b| {
+        b.iter(|| {
+            let mut sequence = 0u64;
+            let mut sent = 0usize;
+            for records in lines.chunks(RECORDS_PER_BATCH) {
+                let mut batch = Batch::new(AckToken::detached());
+                batch.events.reserve(records.len());
+                for record in records {
+                    normalizer.normalize_record(record, &meta, &mut batch);
+                }
+                enricher.transform(&mut batch);
+                classifier.transform(&mut batch);
+                for events in batch.events.chunks(EVENTS_PER_REQUEST) {
+                    sequence += 1;
+                    let request = v1::ForwardRequest {
+                        kind: Some(v1::forward_request::Kind::Batch(v1::EventBatch {
+                            sequence,
+                            events: events.iter().map(v1::Event::from).collect(),
+                        })),
+                    };
+                    wire.clear();
+                    // Encoding into a Vec only fails when it cannot grow.
+                    let _ = request.encode(&mut wire);
+                    sent += wire.len();
+                }
+            }
+            black_box(sent);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);

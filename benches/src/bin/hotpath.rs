@@ -1,0 +1,216 @@
+//! `hotpath MODE [PASSES]`: one or more passes of a hot-path step over the
+//! bench corpus, for `valgrind --tool=callgrind` and for allocation counts.
+//!
+//! Modes:
+//! - `transforms`: normalize + enrich + classify each line;
+//! - `json`: the same, then the contract JSON into a reused buffer through
+//!   serde (what `keytrail normalize` does per line today);
+//! - `json_direct`: the same bytes from `Event::write_json`;
+//! - `proto`: the `pipeline` bench's path, batches of 1000 records through
+//!   the transforms, then `keytrail.v1` batches of 500 encoded with prost;
+//! - `serde_value`: `serde_json::Value` parse only (the baseline).
+//!
+//! The timed work is in the `pass_*` functions, so callgrind can count just
+//! it: `valgrind --tool=callgrind --collect-atstart=no
+//! --toggle-collect='hotpath::pass_*' target/release/hotpath transforms`.
+//! Instructions per event are that total over the corpus's line count.
+//! The program itself prints, for the measured passes, the number of
+//! lines, events, and allocations and allocated bytes per line, counted by
+//! a wrapping global allocator (a handful of instructions per allocation,
+//! the same before and after any change).
+
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use keytrail_core::{RecordMeta, Transform};
+use keytrail_transform_classify::Classifier;
+use keytrail_transform_enrich::Enricher;
+use keytrail_transform_normalize::Normalizer;
+
+/// The system allocator, counting allocations and their bytes.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees carry over; the counters are plain
+// atomics and never touch the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as received (see above).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as received (see above).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as received (see above).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+struct Stages {
+    normalizer: Normalizer,
+    enricher: Enricher,
+    classifier: Classifier,
+    meta: RecordMeta,
+}
+
+#[inline(never)]
+fn pass_transforms(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
+    let mut events = 0;
+    for line in lines {
+        if let Ok(mut event) = stages.normalizer.normalize_line(line, &stages.meta) {
+            stages.enricher.apply(&mut event);
+            stages.classifier.apply(&mut event);
+            black_box(&event);
+            events += 1;
+        }
+    }
+    events
+}
+
+#[inline(never)]
+fn pass_json(stages: &Stages, lines: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+    let mut events = 0;
+    out.clear();
+    for line in lines {
+        if let Ok(mut event) = stages.normalizer.normalize_line(line, &stages.meta) {
+            stages.enricher.apply(&mut event);
+            stages.classifier.apply(&mut event);
+            let _ = serde_json::to_writer(&mut *out, &event);
+            out.push(b'\n');
+            events += 1;
+        }
+    }
+    black_box(out.len());
+    events
+}
+
+#[inline(never)]
+fn pass_json_direct(stages: &Stages, lines: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+    let mut events = 0;
+    out.clear();
+    for line in lines {
+        if let Ok(mut event) = stages.normalizer.normalize_line(line, &stages.meta) {
+            stages.enricher.apply(&mut event);
+            stages.classifier.apply(&mut event);
+            event.write_json(out);
+            out.push(b'\n');
+            events += 1;
+        }
+    }
+    black_box(out.len());
+    events
+}
+
+#[inline(never)]
+fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
+    use prost::Message;
+    let mut events = 0;
+    let mut sequence = 0;
+    for records in lines.chunks(1000) {
+        let mut batch = keytrail_core::Batch::new(keytrail_core::AckToken::detached());
+        for record in records {
+            stages
+                .normalizer
+                .normalize_record(record, &stages.meta, &mut batch);
+        }
+        stages.enricher.transform(&mut batch);
+        stages.classifier.transform(&mut batch);
+        events += batch.events.len() as u64;
+        for chunk in batch.events.chunks(500) {
+            sequence += 1;
+            let request = keytrail_proto::v1::ForwardRequest {
+                kind: Some(keytrail_proto::v1::forward_request::Kind::Batch(
+                    keytrail_proto::v1::EventBatch {
+                        sequence,
+                        events: chunk.iter().map(keytrail_proto::v1::Event::from).collect(),
+                    },
+                )),
+            };
+            wire.clear();
+            let _ = request.encode(wire);
+            black_box(wire.len());
+        }
+    }
+    events
+}
+
+#[inline(never)]
+fn pass_serde_value(lines: &[Vec<u8>]) -> u64 {
+    let mut events = 0;
+    for line in lines {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) {
+            black_box(&value);
+            events += 1;
+        }
+    }
+    events
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "transforms".to_owned());
+    let passes: u64 = args.next().and_then(|p| p.parse().ok()).unwrap_or(1);
+    let lines = keytrail_benches::corpus();
+    let bytes = keytrail_benches::total_bytes(&lines);
+    let stages = Stages {
+        normalizer: Normalizer::default(),
+        enricher: Enricher::new(),
+        classifier: Classifier::new(),
+        meta: RecordMeta::default(),
+    };
+    let mut out = Vec::with_capacity(bytes * 2);
+    // Warm-up outside the counts: lazily built tables, buffer growth.
+    let _ = pass_json(&stages, &lines[..lines.len().min(100)], &mut out);
+
+    let (allocations, allocated) = (
+        ALLOCATIONS.load(Ordering::Relaxed),
+        ALLOCATED_BYTES.load(Ordering::Relaxed),
+    );
+    let started = std::time::Instant::now();
+    let mut events = 0;
+    for _ in 0..passes {
+        events += match mode.as_str() {
+            "transforms" => pass_transforms(&stages, &lines),
+            "json" => pass_json(&stages, &lines, &mut out),
+            "json_direct" => pass_json_direct(&stages, &lines, &mut out),
+            "proto" => pass_proto(&stages, &lines, &mut out),
+            "serde_value" => pass_serde_value(&lines),
+            other => {
+                eprintln!(
+                    "unknown mode {other}: transforms, json, json_direct, proto or serde_value"
+                );
+                std::process::exit(2);
+            }
+        };
+    }
+    let elapsed = started.elapsed();
+    let measured = (lines.len() as u64 * passes) as f64;
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
+    let allocated = ALLOCATED_BYTES.load(Ordering::Relaxed) - allocated;
+    println!(
+        "mode={mode} passes={passes} lines={} bytes={bytes} events={} \
+         allocations/line={:.2} allocated_bytes/line={:.0} ns/line={:.0}",
+        lines.len(),
+        events / passes,
+        allocations as f64 / measured,
+        allocated as f64 / measured,
+        elapsed.as_nanos() as f64 / measured,
+    );
+}

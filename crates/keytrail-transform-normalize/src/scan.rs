@@ -1,0 +1,1172 @@
+//! The on-demand reader: the normalizer's fast path from JSON text to the
+//! vendor structs of [`crate::raw`].
+//!
+//! One forward pass over the bytes. Fields the contract reads are taken as
+//! borrowed slices of the input (decoded only when they hold escapes);
+//! everything else is skipped: validated as JSON, never built. Strings are
+//! scanned a word (eight bytes) at a time for the bytes that end a run: in
+//! the usual line, which one vectorized pass shows to hold no control byte,
+//! only `"` and `\` (long runs with `memchr2`); otherwise control bytes too.
+//! Nesting is counted on the way, so no separate depth pass is needed.
+//!
+//! It fills exactly the structs serde_json fills through the `Deserialize`
+//! impls of `raw` and `de`, which stay the reference: whenever the reader
+//! meets something whose meaning it does not reproduce byte for byte, it
+//! gives up with [`Fallback`] and the caller runs the serde_json path on
+//! the same text. That covers every invalid input (so rejections and their
+//! messages are serde_json's), duplicate fields (an error for serde's
+//! derive), `\u` escapes (surrogate rules), numbers that are not exact
+//! integers in a field that is read (serde_json's float rules), object keys
+//! with escapes, and nesting past the limit (the reference reports it as
+//! `too_deep`). Real events take the fast path; the property tests check
+//! that both paths agree wherever the fast one answers.
+
+use std::borrow::Cow;
+
+use crate::de::{Embedded, Flag, Int, Obj, Str};
+use crate::material::is_key_material;
+use crate::raw::{
+    Credential, Data, DataFields, Details, Host, Initiator, ReasonRaw, TargetRaw, Top,
+};
+
+/// The reader leaves this text to serde_json (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fallback;
+
+type Result<T> = std::result::Result<T, Fallback>;
+
+/// Reads one event object (the whole text, whitespace around it allowed)
+/// into `top`, which starts empty; after a [`Fallback`] it holds a part.
+pub(crate) fn read_top<'a>(text: &'a str, max_depth: usize, top: &mut Top<'a>) -> Result<()> {
+    let mut reader = Reader::new(text, max_depth);
+    reader.ws();
+    reader.top(top)?;
+    reader.end()
+}
+
+/// [`read_top`] into a new [`Top`].
+#[cfg(test)]
+pub(crate) fn top(text: &str, max_depth: usize) -> Result<Top<'_>> {
+    let mut top = Top::default();
+    read_top(text, max_depth, &mut top)?;
+    Ok(top)
+}
+
+/// Reads an IBM `requestData`/`responseData` sent as a JSON-encoded string.
+pub(crate) fn data(text: &str, max_depth: usize) -> Result<Data> {
+    let mut reader = Reader::new(text, max_depth);
+    let mut data = Data::default();
+    reader.ws();
+    reader.data(&mut data)?;
+    reader.end()?;
+    Ok(data)
+}
+
+/// A string as it appears between its quotes: where it is in the input.
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    start: usize,
+    end: usize,
+    /// It holds (simple) escapes and must be decoded.
+    escaped: bool,
+}
+
+/// The value of a string whose raw text is `text`. Only the simple
+/// escapes can be there: the scanner leaves `\u` to the fallback.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(&rest[..at]);
+        let escape = rest.as_bytes().get(at + 1).copied().unwrap_or(b'\\');
+        out.push(match escape {
+            b'b' => '\x08',
+            b'f' => '\x0c',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            // `"`, `\` and `/` stand for themselves.
+            other => char::from(other),
+        });
+        rest = rest.get(at + 2..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An integer exactly as serde_json hands it to a visitor.
+#[derive(Debug, Clone, Copy)]
+enum Integer {
+    Unsigned(u64),
+    Signed(i64),
+}
+
+/// Eight copies of a byte.
+const fn splat(byte: u8) -> u64 {
+    0x0101_0101_0101_0101 * byte as u64
+}
+
+/// Marks (high bit of the byte) where `chunk` holds `"`, `\` or a byte
+/// below 0x20. Only the lowest mark is exact, which is the one used.
+#[inline]
+fn special(chunk: u64) -> u64 {
+    let control = chunk.wrapping_sub(splat(0x20)) & !chunk;
+    let quote = chunk ^ splat(b'"');
+    let quote = quote.wrapping_sub(splat(1)) & !quote;
+    let backslash = chunk ^ splat(b'\\');
+    let backslash = backslash.wrapping_sub(splat(1)) & !backslash;
+    (control | quote | backslash) & splat(0x80)
+}
+
+/// Eight bytes as one little-endian word.
+#[inline]
+fn word(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
+}
+
+/// The index of the first `"`, `\` or control byte at or after `from`, or
+/// the length.
+#[inline]
+fn find_special(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let marks = special(word(chunk));
+        if marks != 0 {
+            return at + (marks.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// Marks (high bit of the byte) where `chunk` holds `"` or `\`; only the
+/// lowest mark is exact.
+#[inline]
+fn quote_or_backslash(chunk: u64) -> u64 {
+    let quote = chunk ^ splat(b'"');
+    let quote = quote.wrapping_sub(splat(1)) & !quote;
+    let backslash = chunk ^ splat(b'\\');
+    let backslash = backslash.wrapping_sub(splat(1)) & !backslash;
+    (quote | backslash) & splat(0x80)
+}
+
+/// The index of the first `"` or `\` at or after `from`, or the length,
+/// in text known to hold no control byte: the first 16 bytes word by
+/// word (most keys and many values end there), the rest with `memchr2`,
+/// which picks the widest vector instructions the CPU has at run time.
+#[inline]
+fn find_quote_or_backslash(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    for _ in 0..2 {
+        let Some(chunk) = bytes.get(at..at + 8) else {
+            break;
+        };
+        let marks = quote_or_backslash(word(chunk));
+        if marks != 0 {
+            return at + (marks.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..).unwrap_or_default();
+    memchr::memchr2(b'"', b'\\', rest).map_or(bytes.len(), |i| at + i)
+}
+
+/// True when the text holds a byte below 0x20 anywhere. Written as a
+/// branch-free fold over blocks so the compiler vectorizes it.
+fn has_control_byte(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .any(|block| block.iter().fold(0u8, |seen, &b| seen | u8::from(b < 0x20)) != 0)
+}
+
+/// Marks field `bit` as read; a second time is serde's duplicate-field
+/// error, left to the fallback.
+#[inline]
+fn once(seen: &mut u64, bit: u32) -> Result<()> {
+    let mask = 1u64 << bit;
+    if *seen & mask != 0 {
+        return Err(Fallback);
+    }
+    *seen |= mask;
+    Ok(())
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: usize,
+    max_depth: usize,
+    /// No byte below 0x20 anywhere (the usual case: one compact line), so
+    /// no string can hold one and the scan looks for `"` and `\` only.
+    clean: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(text: &'a str, max_depth: usize) -> Reader<'a> {
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            max_depth,
+            clean: !has_control_byte(text.as_bytes()),
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// Skips JSON whitespace.
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// The first byte of the next value.
+    #[inline]
+    fn next_byte(&mut self) -> Result<u8> {
+        self.ws();
+        self.peek().ok_or(Fallback)
+    }
+
+    /// Only whitespace may follow the value.
+    fn end(&mut self) -> Result<()> {
+        self.ws();
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(Fallback)
+        }
+    }
+
+    /// Consumes `byte`, or gives up.
+    #[inline]
+    fn expect(&mut self, byte: u8) -> Result<()> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Fallback)
+        }
+    }
+
+    /// A string, the opening quote already consumed.
+    #[inline(always)]
+    fn string(&mut self) -> Result<Raw> {
+        let start = self.pos;
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            at = if self.clean {
+                find_quote_or_backslash(self.bytes, at)
+            } else {
+                find_special(self.bytes, at)
+            };
+            match self.bytes.get(at) {
+                Some(b'"') => {
+                    self.pos = at + 1;
+                    return Ok(Raw {
+                        start,
+                        end: at,
+                        escaped,
+                    });
+                }
+                Some(b'\\') => match self.bytes.get(at + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                        escaped = true;
+                        at += 2;
+                    }
+                    // `\u` (surrogate rules), an invalid escape, the end.
+                    _ => return Err(Fallback),
+                },
+                // A control character, or the end of the input.
+                _ => return Err(Fallback),
+            }
+        }
+    }
+
+    /// The raw bytes of a string.
+    #[inline]
+    fn bytes_of(&self, raw: Raw) -> &'a [u8] {
+        self.bytes.get(raw.start..raw.end).unwrap_or_default()
+    }
+
+    /// A string's value, borrowed unless it has escapes.
+    #[inline]
+    fn decode(&self, raw: Raw) -> Result<Cow<'a, str>> {
+        let text = self.text.get(raw.start..raw.end).ok_or(Fallback)?;
+        Ok(if raw.escaped {
+            Cow::Owned(unescape(text))
+        } else {
+            Cow::Borrowed(text)
+        })
+    }
+
+    /// An object key as a field name; a key with escapes is left to
+    /// serde_json.
+    #[inline]
+    fn name(&self, raw: Raw) -> Result<&'a str> {
+        if raw.escaped {
+            return Err(Fallback);
+        }
+        self.text.get(raw.start..raw.end).ok_or(Fallback)
+    }
+
+    /// An object key as bytes, for the field tables; escapes are left to
+    /// serde_json.
+    #[inline]
+    fn name_bytes(&self, raw: Raw) -> Result<&'a [u8]> {
+        if raw.escaped {
+            return Err(Fallback);
+        }
+        Ok(self.bytes_of(raw))
+    }
+
+    /// A number, checked against the JSON grammar: its text, and whether
+    /// it is an integer (no fraction, no exponent).
+    fn number(&mut self) -> Result<(&'a str, bool)> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(Fallback),
+        }
+        let mut integral = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.some_digits()?;
+            integral = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            self.some_digits()?;
+            integral = false;
+        }
+        let text = self.text.get(start..self.pos).ok_or(Fallback)?;
+        Ok((text, integral))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Result<()> {
+        let start = self.pos;
+        self.digits();
+        if self.pos == start {
+            Err(Fallback)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A number handed to a visitor: serde_json's integers exactly; the
+    /// rest (fractions, exponents, integers past 64 bits, `-0`, which
+    /// serde_json turns into floats) is left to the fallback.
+    fn integer(&mut self) -> Result<(&'a str, Integer)> {
+        let (text, integral) = self.number()?;
+        if !integral {
+            return Err(Fallback);
+        }
+        let value = if text.starts_with('-') {
+            if text == "-0" {
+                return Err(Fallback);
+            }
+            Integer::Signed(text.parse().map_err(|_| Fallback)?)
+        } else {
+            Integer::Unsigned(text.parse().map_err(|_| Fallback)?)
+        };
+        Ok((text, value))
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self
+            .bytes
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(word))
+        {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(Fallback)
+        }
+    }
+
+    /// `true`, `false` or `null`; `None` for null.
+    fn literal_value(&mut self, first: u8) -> Result<Option<bool>> {
+        match first {
+            b't' => self.literal(b"true").map(|()| Some(true)),
+            b'f' => self.literal(b"false").map(|()| Some(false)),
+            b'n' => self.literal(b"null").map(|()| None),
+            _ => Err(Fallback),
+        }
+    }
+
+    /// One level deeper; past the limit is the fallback's `too_deep`.
+    #[inline]
+    fn enter(&mut self) -> Result<()> {
+        self.pos += 1;
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            Err(Fallback)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// At `{`: opens the object and reads its first key, if any.
+    fn first_key(&mut self) -> Result<Option<Raw>> {
+        self.enter()?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(None);
+        }
+        self.key().map(Some)
+    }
+
+    /// After a value inside an object: the next key, or `None` at `}`.
+    fn next_key(&mut self) -> Result<Option<Raw>> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                self.key().map(Some)
+            }
+            Some(b'}') => {
+                self.pos += 1;
+                self.depth -= 1;
+                Ok(None)
+            }
+            _ => Err(Fallback),
+        }
+    }
+
+    /// `"key"` and the colon after it.
+    fn key(&mut self) -> Result<Raw> {
+        self.expect(b'"')?;
+        let key = self.string()?;
+        self.ws();
+        self.expect(b':')?;
+        Ok(key)
+    }
+
+    /// Skips any value, validating it.
+    fn skip(&mut self) -> Result<()> {
+        match self.next_byte()? {
+            b'"' => {
+                self.pos += 1;
+                self.string().map(drop)
+            }
+            b'{' => {
+                let mut key = self.first_key()?;
+                while key.is_some() {
+                    self.skip()?;
+                    key = self.next_key()?;
+                }
+                Ok(())
+            }
+            b'[' => self.skip_array(),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            first => self.literal_value(first).map(drop),
+        }
+    }
+
+    fn skip_array(&mut self) -> Result<()> {
+        self.enter()?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            self.skip()?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return Err(Fallback),
+            }
+        }
+    }
+
+    /// A value of a type the field does not take: skipped, as serde's
+    /// visitors do (a number still has to be one serde_json reads).
+    fn skip_other(&mut self, first: u8) -> Result<()> {
+        match first {
+            b'-' | b'0'..=b'9' => self.integer().map(drop),
+            b'"' => {
+                self.pos += 1;
+                self.string().map(drop)
+            }
+            b'{' | b'[' => self.skip(),
+            _ => self.literal_value(first).map(drop),
+        }
+    }
+
+    /// A [`Str`] field.
+    fn text(&mut self) -> Result<Str<'a>> {
+        match self.next_byte()? {
+            b'"' => {
+                self.pos += 1;
+                let raw = self.string()?;
+                Ok(Str(Some(self.decode(raw)?)))
+            }
+            b'-' | b'0'..=b'9' => {
+                let (text, _) = self.integer()?;
+                Ok(Str(Some(Cow::Owned(text.to_owned()))))
+            }
+            first => self.skip_other(first).map(|()| Str(None)),
+        }
+    }
+
+    /// An [`Int`] field.
+    fn int(&mut self) -> Result<Int> {
+        match self.next_byte()? {
+            b'"' => {
+                self.pos += 1;
+                let raw = self.string()?;
+                let text = self.decode(raw)?;
+                Ok(Int(text.trim().parse().ok()))
+            }
+            b'-' | b'0'..=b'9' => Ok(Int(match self.integer()?.1 {
+                Integer::Signed(v) => Some(v),
+                Integer::Unsigned(v) => i64::try_from(v).ok(),
+            })),
+            first => self.skip_other(first).map(|()| Int(None)),
+        }
+    }
+
+    /// A [`Flag`] field.
+    fn flag(&mut self) -> Result<Flag> {
+        match self.next_byte()? {
+            b'"' => {
+                self.pos += 1;
+                let raw = self.string()?;
+                let text = self.decode(raw)?;
+                let text = text.trim();
+                Ok(Flag(if text.eq_ignore_ascii_case("true") {
+                    Some(true)
+                } else if text.eq_ignore_ascii_case("false") {
+                    Some(false)
+                } else {
+                    None
+                }))
+            }
+            first @ (b't' | b'f' | b'n') => self.literal_value(first).map(Flag),
+            first => self.skip_other(first).map(|()| Flag(None)),
+        }
+    }
+
+    /// An [`Obj`] field: `read` when the value is an object (the reader is
+    /// at its `{`), absent otherwise.
+    fn object<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T>) -> Result<Obj<T>> {
+        match self.next_byte()? {
+            b'{' => read(self).map(|t| Obj(Some(t))),
+            b'[' => self.skip_array().map(|()| Obj(None)),
+            first => self.skip_other(first).map(|()| Obj(None)),
+        }
+    }
+
+    /// An [`Embedded`] field.
+    fn embedded(&mut self) -> Result<Embedded<Data>> {
+        match self.next_byte()? {
+            b'{' => {
+                let mut data = Data::default();
+                self.data(&mut data)?;
+                Ok(Embedded::Parsed(data))
+            }
+            b'"' => {
+                self.pos += 1;
+                let raw = self.string()?;
+                let text = self.decode(raw)?;
+                Ok(if text.trim_start().starts_with('{') {
+                    Embedded::Text(text.into_owned())
+                } else {
+                    Embedded::Absent
+                })
+            }
+            b'[' => self.skip_array().map(|()| Embedded::Absent),
+            first => self.skip_other(first).map(|()| Embedded::Absent),
+        }
+    }
+
+    /// Any value whole, as serde_json builds it (for `details`).
+    fn json_value(&mut self) -> Result<serde_json::Value> {
+        self.ws();
+        let start = self.pos;
+        self.skip()?;
+        let text = self.text.get(start..self.pos).ok_or(Fallback)?;
+        serde_json::from_str(text).map_err(|_| Fallback)
+    }
+
+    /// An IBM `requestData`/`responseData` object, at its `{`.
+    fn data(&mut self, data: &mut Data) -> Result<()> {
+        if self.peek() != Some(b'{') {
+            return Err(Fallback);
+        }
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            data.read_field(self.name(raw)?, self)?;
+            key = self.next_key()?;
+        }
+        Ok(())
+    }
+
+    /// A Securosys `details` object, at its `{`.
+    fn details(&mut self) -> Result<Details> {
+        let mut details = Details::default();
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            let name = self.name(raw)?;
+            if is_key_material(name) {
+                self.skip()?;
+            } else {
+                details.keep(name, self.json_value()?);
+            }
+            key = self.next_key()?;
+        }
+        Ok(details)
+    }
+
+    /// Every field of [`Top`], at its `{`. Text fields share one call
+    /// site (through [`TopField::text_slot`]): keeping this loop small
+    /// keeps the whole hot path in the instruction cache.
+    fn top(&mut self, top: &mut Top<'a>) -> Result<()> {
+        use TopField as F;
+        if self.peek() != Some(b'{') {
+            return Err(Fallback);
+        }
+        let mut seen = 0u64;
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            match TopField::of(self.name_bytes(raw)?) {
+                None => self.skip()?,
+                Some(field) => {
+                    once(&mut seen, field as u32)?;
+                    if let Some(slot) = field.text_slot(top) {
+                        *slot = self.text()?;
+                    } else {
+                        match field {
+                            F::Initiator => top.initiator = self.object(Self::initiator)?,
+                            F::Target => top.target = self.object(Self::target)?,
+                            F::Reason => top.reason = self.object(Self::reason)?,
+                            F::RequestData => top.request_data = self.embedded()?,
+                            F::ResponseData => top.response_data = self.embedded()?,
+                            F::ResponseBody => top.response_body = self.embedded()?,
+                            F::DataEvent => top.data_event = self.flag()?,
+                            F::Details => top.details = self.object(Self::details)?,
+                            F::Source => top.source = self.object(Self::boxed_top)?,
+                            F::Payload => top.payload = self.object(Self::boxed_top)?,
+                            // Text fields were handled above.
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+            }
+            key = self.next_key()?;
+        }
+        Ok(())
+    }
+
+    /// An envelope's inner object.
+    fn boxed_top(&mut self) -> Result<Box<Top<'a>>> {
+        let mut top = Box::<Top<'a>>::default();
+        self.top(&mut top)?;
+        Ok(top)
+    }
+
+    fn initiator(&mut self) -> Result<Initiator<'a>> {
+        let mut initiator = Initiator::default();
+        let mut seen = 0u64;
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            match self.name_bytes(raw)? {
+                b"id" => {
+                    once(&mut seen, 0)?;
+                    initiator.id = self.text()?;
+                }
+                b"name" => {
+                    once(&mut seen, 1)?;
+                    initiator.name = self.text()?;
+                }
+                b"credential" => {
+                    once(&mut seen, 2)?;
+                    initiator.credential = self.object(Self::credential)?;
+                }
+                b"host" => {
+                    once(&mut seen, 3)?;
+                    initiator.host = self.object(Self::host)?;
+                }
+                _ => self.skip()?,
+            }
+            key = self.next_key()?;
+        }
+        Ok(initiator)
+    }
+
+    fn credential(&mut self) -> Result<Credential<'a>> {
+        let mut credential = Credential::default();
+        let mut seen = 0u64;
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            match self.name_bytes(raw)? {
+                b"type" => {
+                    once(&mut seen, 0)?;
+                    credential.kind = self.text()?;
+                }
+                _ => self.skip()?,
+            }
+            key = self.next_key()?;
+        }
+        Ok(credential)
+    }
+
+    fn host(&mut self) -> Result<Host<'a>> {
+        let mut host = Host::default();
+        let mut seen = 0u64;
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            match self.name_bytes(raw)? {
+                b"address" => {
+                    once(&mut seen, 0)?;
+                    host.address = self.text()?;
+                }
+                b"agent" => {
+                    once(&mut seen, 1)?;
+                    host.agent = self.text()?;
+                }
+                _ => self.skip()?,
+            }
+            key = self.next_key()?;
+        }
+        Ok(host)
+    }
+
+    fn target(&mut self) -> Result<TargetRaw<'a>> {
+        let mut target = TargetRaw::default();
+        let mut seen = 0u64;
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            match self.name_bytes(raw)? {
+                b"id" => {
+                    once(&mut seen, 0)?;
+                    target.id = self.text()?;
+                }
+                b"name" => {
+                    once(&mut seen, 1)?;
+                    target.name = self.text()?;
+                }
+                b"typeURI" => {
+                    once(&mut seen, 2)?;
+                    target.type_uri = self.text()?;
+                }
+                _ => self.skip()?,
+            }
+            key = self.next_key()?;
+        }
+        Ok(target)
+    }
+
+    fn reason(&mut self) -> Result<ReasonRaw<'a>> {
+        let mut reason = ReasonRaw::default();
+        let mut seen = 0u64;
+        let mut key = self.first_key()?;
+        while let Some(raw) = key {
+            match self.name_bytes(raw)? {
+                b"reasonCode" => {
+                    once(&mut seen, 0)?;
+                    reason.code = self.int()?;
+                }
+                b"reasonType" => {
+                    once(&mut seen, 1)?;
+                    reason.kind = self.text()?;
+                }
+                b"reasonForFailure" => {
+                    once(&mut seen, 2)?;
+                    reason.failure = self.text()?;
+                }
+                _ => self.skip()?,
+            }
+            key = self.next_key()?;
+        }
+        Ok(reason)
+    }
+}
+
+impl<'a> DataFields<'a> for Reader<'a> {
+    type Error = Fallback;
+
+    fn text(&mut self) -> Result<Str<'a>> {
+        Reader::text(self)
+    }
+
+    fn int(&mut self) -> Result<Int> {
+        Reader::int(self)
+    }
+
+    fn nested(&mut self) -> Result<Option<Box<Data>>> {
+        let nested = self.object(|reader| {
+            let mut data = Box::<Data>::default();
+            reader.data(&mut data)?;
+            Ok(data)
+        })?;
+        Ok(nested.0)
+    }
+
+    fn skip(&mut self) -> Result<()> {
+        Reader::skip(self)
+    }
+
+    fn value(&mut self) -> Result<serde_json::Value> {
+        self.json_value()
+    }
+}
+
+/// The fields of [`Top`], by their JSON names. The discriminant is the
+/// field's bit in the duplicate check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopField {
+    Action,
+    EventTime,
+    Outcome,
+    Message,
+    Severity,
+    Id,
+    Initiator,
+    Target,
+    Reason,
+    RequestData,
+    ResponseData,
+    ResponseBody,
+    RequestPath,
+    CorrelationId,
+    CorrelationIdUpper,
+    LogSourceCrn,
+    DataEvent,
+    Timestamp,
+    Level,
+    Event,
+    Category,
+    User,
+    Role,
+    Provider,
+    Resource,
+    Details,
+    Result,
+    ApiUrl,
+    SessionId,
+    Line,
+    Source,
+    Payload,
+}
+
+impl TopField {
+    /// The place of a text field in [`Top`]; `None` for the others.
+    fn text_slot<'t, 'a>(self, top: &'t mut Top<'a>) -> Option<&'t mut Str<'a>> {
+        use TopField as F;
+        Some(match self {
+            F::Action => &mut top.action,
+            F::EventTime => &mut top.event_time,
+            F::Outcome => &mut top.outcome,
+            F::Message => &mut top.message,
+            F::Severity => &mut top.severity,
+            F::Id => &mut top.id,
+            F::RequestPath => &mut top.request_path,
+            F::CorrelationId => &mut top.correlation_id,
+            F::CorrelationIdUpper => &mut top.correlation_id_upper,
+            F::LogSourceCrn => &mut top.log_source_crn,
+            F::Timestamp => &mut top.timestamp,
+            F::Level => &mut top.level,
+            F::Event => &mut top.event,
+            F::Category => &mut top.category,
+            F::User => &mut top.user,
+            F::Role => &mut top.role,
+            F::Provider => &mut top.provider,
+            F::Resource => &mut top.resource,
+            F::Result => &mut top.result,
+            F::ApiUrl => &mut top.api_url,
+            F::SessionId => &mut top.session_id,
+            F::Line => &mut top.line,
+            F::Initiator
+            | F::Target
+            | F::Reason
+            | F::RequestData
+            | F::ResponseData
+            | F::ResponseBody
+            | F::DataEvent
+            | F::Details
+            | F::Source
+            | F::Payload => return None,
+        })
+    }
+
+    /// The field a key names. Dispatching on the length first leaves one
+    /// or a few fixed-size comparisons per key.
+    #[inline]
+    fn of(key: &[u8]) -> Option<TopField> {
+        use TopField as F;
+        Some(match key.len() {
+            2 if key == b"id" => F::Id,
+            4 => match key {
+                b"user" => F::User,
+                b"role" => F::Role,
+                _ => return None,
+            },
+            5 => match key {
+                b"level" => F::Level,
+                b"event" => F::Event,
+                b"_line" => F::Line,
+                _ => return None,
+            },
+            6 => match key {
+                b"action" => F::Action,
+                b"target" => F::Target,
+                b"reason" => F::Reason,
+                b"result" => F::Result,
+                _ => return None,
+            },
+            7 => match key {
+                b"outcome" => F::Outcome,
+                b"message" => F::Message,
+                b"details" => F::Details,
+                b"api_url" => F::ApiUrl,
+                b"_source" => F::Source,
+                b"payload" => F::Payload,
+                _ => return None,
+            },
+            8 => match key {
+                b"severity" => F::Severity,
+                b"category" => F::Category,
+                b"provider" => F::Provider,
+                b"resource" => F::Resource,
+                _ => return None,
+            },
+            9 => match key {
+                b"eventTime" => F::EventTime,
+                b"initiator" => F::Initiator,
+                b"dataEvent" => F::DataEvent,
+                b"timestamp" => F::Timestamp,
+                _ => return None,
+            },
+            10 if key == b"session_id" => F::SessionId,
+            11 => match key {
+                b"requestData" => F::RequestData,
+                b"requestPath" => F::RequestPath,
+                _ => return None,
+            },
+            12 => match key {
+                b"responseData" => F::ResponseData,
+                b"responseBody" => F::ResponseBody,
+                b"logSourceCRN" => F::LogSourceCrn,
+                _ => return None,
+            },
+            13 => match key {
+                b"correlationId" => F::CorrelationId,
+                b"correlationID" => F::CorrelationIdUpper,
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(text: &str) -> Option<Top<'_>> {
+        serde_json::from_str(text).ok()
+    }
+
+    #[test]
+    fn finds_the_first_special_byte_in_any_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x01, 0x1f] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    if at + 3 < len {
+                        bytes[at + 3] = b'"';
+                    }
+                    assert_eq!(find_special(&bytes, 0), at, "{len} {at} {special}");
+                }
+            }
+            let plain = vec![0xc3; len];
+            assert_eq!(find_special(&plain, 0), len, "high bytes are not special");
+        }
+    }
+
+    #[test]
+    fn finds_quotes_and_backslashes_in_any_position() {
+        for len in 0..80 {
+            for at in 0..len {
+                for special in [b'"', b'\\'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    assert_eq!(find_quote_or_backslash(&bytes, 0), at, "{len} {at}");
+                    assert_eq!(find_quote_or_backslash(&bytes, at), at, "{len} {at}");
+                }
+            }
+            assert_eq!(find_quote_or_backslash(&vec![b'a'; len], 0), len);
+        }
+    }
+
+    #[test]
+    fn control_bytes_are_seen_anywhere() {
+        for len in 1..200 {
+            for at in [0, len / 2, len - 1] {
+                let mut bytes = vec![b'a'; len];
+                assert!(!has_control_byte(&bytes));
+                bytes[at] = b'\t';
+                assert!(has_control_byte(&bytes), "{len} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn control_characters_in_strings_are_left_to_serde() {
+        for text in [
+            "{\"action\":\"a\tb\"}",
+            "{\"action\":\"a\u{1}b\"}",
+            "{\t\"action\":\"a\"}",
+        ] {
+            let fast = top(text, 64);
+            assert_eq!(fast.is_ok(), reference(text).is_some(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_top_field_is_in_the_table() {
+        let names = [
+            "action",
+            "eventTime",
+            "outcome",
+            "message",
+            "severity",
+            "id",
+            "initiator",
+            "target",
+            "reason",
+            "requestData",
+            "responseData",
+            "responseBody",
+            "requestPath",
+            "correlationId",
+            "correlationID",
+            "logSourceCRN",
+            "dataEvent",
+            "timestamp",
+            "level",
+            "event",
+            "category",
+            "user",
+            "role",
+            "provider",
+            "resource",
+            "details",
+            "result",
+            "api_url",
+            "session_id",
+            "_line",
+            "_source",
+            "payload",
+        ];
+        let mut bits = 0u64;
+        for name in names {
+            let field = TopField::of(name.as_bytes()).unwrap_or_else(|| panic!("{name}"));
+            bits |= 1 << field as u32;
+            // Each name reaches serde's field of the same name.
+            let object =
+                r#"{"id":"a","name":"b","typeURI":"c","reasonType":"d","keyId":"e","action":"f"}"#;
+            let mut meaningful = false;
+            for value in [r#""true""#, object] {
+                let text = format!(r#"{{"{name}":{value}}}"#);
+                assert_eq!(top(&text, 64).ok(), reference(&text), "{text}");
+                meaningful |= reference(&text) != Some(Top::default());
+            }
+            assert!(meaningful, "{name}");
+        }
+        assert_eq!(bits.count_ones() as usize, names.len());
+        assert_eq!(TopField::of(b"observer"), None);
+    }
+
+    #[test]
+    fn reads_what_serde_reads() {
+        for text in [
+            r#"{"action":"a\"b\\c\/d\n","eventTime":12,"x":[1,{"y":null}],"dataEvent":"TRUE"}"#,
+            r#" { "initiator" : { "id" : "i" , "host" : { "address" : " 1.2.3.4 " } } } "#,
+            r#"{"reason":{"reasonCode":"401","reasonType":true},"requestData":"{\"keyId\":\"k\"}"}"#,
+            r#"{"responseData":{"keyState":"DEK_ENABLED","newValue":{"keyState":3},"iv":"x","extra":{"payload":1,"keep":""}}}"#,
+            r#"{"details":{"a":1.5,"plaintext":"p","b":"","c":[{"iv":2}]},"event":"E"}"#,
+            r#"{"_source":{"_line":"{\"action\":\"x\"}"},"payload":{"action":"y"},"target":[1]}"#,
+            r#"{"reason":{"reasonCode":-7},"severity":-3,"id":18446744073709551615}"#,
+        ] {
+            assert_eq!(top(text, 64).ok(), reference(text), "{text}");
+            assert!(top(text, 64).is_ok(), "fast path for {text}");
+        }
+    }
+
+    #[test]
+    fn leaves_the_unusual_to_serde() {
+        for text in [
+            r#"{"action":"\u00e9"}"#,
+            r#"{"action":"a","action":"b"}"#,
+            r#"{"act\"ion":"a"}"#,
+            r#"{"action":1.5}"#,
+            r#"{"action":-0}"#,
+            r#"{"action":18446744073709551616}"#,
+            r#"{"action":"a"} x"#,
+            r#"{"action":"a",}"#,
+            r#"{"action":01}"#,
+            r#"{"x":[1,]}"#,
+            "{\"action\":\"a\tb\"}",
+            r#"{"a":{"b":{"c":1}}}"#,
+            r#"[1]"#,
+            r#"{"x":tru}"#,
+        ] {
+            assert_eq!(top(text, 2).err(), Some(Fallback), "{text}");
+        }
+    }
+
+    #[test]
+    fn skipped_floats_stay_on_the_fast_path() {
+        let text = r#"{"action":"a","x":[1.5e3,-0.25,-0],"y":{"z":1E-2}}"#;
+        assert_eq!(top(text, 64).ok(), reference(text));
+    }
+
+    #[test]
+    fn data_text_reads_like_serde() {
+        let text = r#" {"requestURI":" /x ","signatureThreshold":"2","keyRingId":7} "#;
+        assert_eq!(data(text, 64).ok(), serde_json::from_str::<Data>(text).ok());
+        assert_eq!(data("{\"a\":1} {", 64), Err(Fallback));
+    }
+}
