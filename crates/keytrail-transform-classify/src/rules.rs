@@ -12,7 +12,6 @@
 //! per table (FxHash: the keys are compiled in), plus a walk over the ten ordered hint rules for actionable
 //! IBM events and over the few words of a Securosys event name.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use keytrail_core::{Category, Event, Ocsf, Outcome, Severity};
@@ -27,54 +26,11 @@ use crate::tables::{
     SECUROSYS_LEVEL_SEVERITY, SecurosysRow, VERBS, Verb,
 };
 
-/// The catalog maps' hasher: FxHash (rustc's), a rotate-xor-multiply per
-/// word. The tables are built from compiled-in rows and operator
-/// configuration, never from events, so SipHash's defence against chosen
-/// keys buys nothing here, while hashing each event's action name with it
-/// is a measurable share of this stage.
-#[derive(Debug, Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let mut word = [0u8; 8];
-        let rest = chunks.remainder();
-        word[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(word) ^ rest.len() as u64);
-    }
-
-    #[inline]
-    fn write_u8(&mut self, value: u8) {
-        self.add(u64::from(value));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, value: u32) {
-        self.add(u64::from(value));
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A hash map with [`FxHasher`].
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+/// The catalog maps: FxHash (rustc's hasher). The tables are built from
+/// compiled-in rows and operator configuration, never from events, so
+/// SipHash's defence against chosen keys buys nothing here, while hashing
+/// each event's action name with it is a measurable share of this stage.
+type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// What the IBM tables know about one action (prefix stripped).
 #[derive(Debug, Clone, Copy, Default)]
