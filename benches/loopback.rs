@@ -313,10 +313,13 @@ path = "{dead}"
 [grpc]
 endpoint = "{endpoint}"
 {grpc_extra}
+{extra}
 "#,
         dead = dir.join("dead.jsonl").display(),
         // Extra `[grpc]` keys for experiments (`max_in_flight_batches = 32`).
-        grpc_extra = std::env::var("KEYTRAIL_LOOPBACK_GRPC_TOML").unwrap_or_default()
+        grpc_extra = std::env::var("KEYTRAIL_LOOPBACK_GRPC_TOML").unwrap_or_default(),
+        // Further tables for experiments (`[kafka.librdkafka]`, `[pipeline]`).
+        extra = std::env::var("KEYTRAIL_LOOPBACK_TOML").unwrap_or_default()
     )
 }
 

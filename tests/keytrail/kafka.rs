@@ -287,14 +287,32 @@ async fn a_failing_sink_recovers_and_offsets_never_pass_an_unacknowledged_event(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backpressure_pauses_the_consumer_without_a_rebalance() {
+    stalled_sink("stalled-pause", 200, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn brief_backpressure_stops_taking_records_without_pausing() {
+    // With a minute before pausing, the source must bound what it takes by
+    // not polling for records; librdkafka keeps its prefetch bounded.
+    stalled_sink("stalled-no-pause", 60_000, false).await;
+}
+
+/// 20 000 records wait in Kafka and the only sink stalls: the source takes
+/// a bounded number of records, pauses (or not) as `pause_after_ms` says,
+/// keeps its group membership, and delivers everything once released.
+async fn stalled_sink(group: &str, pause_after_ms: u64, expect_paused: bool) {
     // Six partitions keep each under the mock broker's 5 MiB retention.
-    let (topic, partitions, group) = ("audit", 6, "stalled");
+    let (topic, partitions) = ("audit", 6);
     let kafka = MockKafka::start(topic, partitions);
     let records = support::records(13, 20_000, 0.0);
     kafka.produce(topic, partitions, &records).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let (config, _events, _dead) = pipeline_config(kafka.bootstrap(), topic, group, dir.path(), "");
+    let config = config.replace(
+        "batch_linger_ms = 5\n",
+        &format!("batch_linger_ms = 5\npause_after_ms = {pause_after_ms}\n"),
+    );
     let seen = Arc::new(Seen::default());
     let (release, released) = watch::channel(false);
     let sink = StallSink {
@@ -303,36 +321,48 @@ async fn backpressure_pauses_the_consumer_without_a_rebalance() {
     };
     let running = start(&config, vec![Box::new(move |t| t.with_sink(sink))]);
     let stats = Arc::clone(&running.stats);
-    wait_for("the source to pause", TIMEOUT, || {
-        stats.paused.load(Ordering::SeqCst)
-    })
-    .await;
+    // Every channel full and the next batch pending: the source is stuck.
+    let bound = 200 * (3 * 4 + 4) as u64;
+    let stuck_at = 200 * (3 * 4 + 3) as u64;
+    if expect_paused {
+        wait_for("the source to pause", TIMEOUT, || {
+            stats.paused.load(Ordering::SeqCst)
+        })
+        .await;
+    } else {
+        wait_for("the pipeline to fill", TIMEOUT, || {
+            stats.records.load(Ordering::SeqCst) >= stuck_at
+        })
+        .await;
+    }
 
     // Watch for longer than the session timeout (3 s): a consumer that
-    // stopped polling would be thrown out of the group and rebalance.
-    // This is an observation window, not synchronization: nothing is
-    // expected to happen in it.
-    let consumed_at_pause = stats.records.load(Ordering::SeqCst);
+    // left the group would show a rebalance. This is an observation
+    // window, not synchronization: nothing is expected to happen in it.
+    let consumed_at_start = stats.records.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(
+    assert_eq!(
         stats.paused.load(Ordering::SeqCst),
-        "paused while the sink stalls"
+        expect_paused,
+        "paused while the sink stalls (pause_after_ms = {pause_after_ms})"
     );
     let consumed = stats.records.load(Ordering::SeqCst);
     // 200 records a batch; 3 channels of 4 batches, one batch in each stage's
     // hands and one pending: everything else stays in Kafka.
-    let bound = 200 * (3 * 4 + 4) as u64;
     assert!(
         consumed <= bound,
         "consumed {consumed} records while stalled (bound {bound})"
     );
-    assert!(consumed >= consumed_at_pause);
+    assert!(consumed >= consumed_at_start);
     assert_eq!(
         stats.revocations.load(Ordering::SeqCst),
         0,
-        "no rebalance while paused"
+        "no rebalance while stalled"
     );
     assert_eq!(stats.assignments.load(Ordering::SeqCst), 1);
+    if !expect_paused {
+        assert_eq!(stats.pauses.load(Ordering::SeqCst), 0, "never paused");
+    }
 
     release.send(true).expect("sink is listening");
     let all = records.len();

@@ -36,6 +36,13 @@ pub struct KafkaConfig {
     /// Longest a partly filled batch waits for more records, in milliseconds.
     #[serde(default = "defaults::batch_linger_ms")]
     pub batch_linger_ms: u64,
+    /// How long the pipeline may stay full before the partitions are
+    /// paused, in milliseconds. Until then the source only stops taking
+    /// records (librdkafka's bounded prefetch holds the rest); pausing
+    /// drops the prefetched records and costs about a second to refetch
+    /// after the resume, so it is kept for real stalls.
+    #[serde(default = "defaults::pause_after_ms")]
+    pub pause_after_ms: u64,
     /// How often delivered offsets are committed, in milliseconds.
     #[serde(default = "defaults::commit_interval_ms")]
     pub commit_interval_ms: u64,
@@ -62,6 +69,9 @@ mod defaults {
     }
     pub(super) fn batch_linger_ms() -> u64 {
         20
+    }
+    pub(super) fn pause_after_ms() -> u64 {
+        1000
     }
     pub(super) fn commit_interval_ms() -> u64 {
         1000
@@ -113,6 +123,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("group_id", &self.group_id)
             .field("batch_max_records", &self.batch_max_records)
             .field("batch_linger_ms", &self.batch_linger_ms)
+            .field("pause_after_ms", &self.pause_after_ms)
             .field("commit_interval_ms", &self.commit_interval_ms)
             .field("librdkafka", &props)
             .finish_non_exhaustive()
@@ -158,7 +169,7 @@ impl KafkaConfig {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(KafkaConfigError::Empty("topics"));
         }
-        let ranges: [(&'static str, u64, u64, u64); 5] = [
+        let ranges: [(&'static str, u64, u64, u64); 6] = [
             (
                 "batch_max_records",
                 self.batch_max_records as u64,
@@ -166,6 +177,7 @@ impl KafkaConfig {
                 1_000_000,
             ),
             ("batch_linger_ms", self.batch_linger_ms, 0, 60_000),
+            ("pause_after_ms", self.pause_after_ms, 0, 60_000),
             ("commit_interval_ms", self.commit_interval_ms, 10, 3_600_000),
             (
                 "revocation_timeout_ms",

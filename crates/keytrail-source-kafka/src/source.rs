@@ -7,9 +7,16 @@
 //!
 //! - **commits** on an interval, asynchronously, only positions the tracker
 //!   hands out (never a synchronous commit per record);
-//! - **backpressure**: when the pipeline's first channel is full it pauses
-//!   every assigned partition and keeps polling (so the group does not
-//!   rebalance), and resumes once the channel is half empty again;
+//! - **backpressure**: when the pipeline's first channel is full and a
+//!   batch is ready, it stops taking records: librdkafka's prefetch queue,
+//!   bounded by `queued.max.messages.kbytes`, holds what was fetched and
+//!   the fetcher waits. Only if the pipeline stays full for
+//!   `pause_after_ms` (a SIEM outage, not a busy moment) does it pause
+//!   every assigned partition and keep polling, so that group events are
+//!   served and the group does not rebalance; it resumes once the channel
+//!   is half empty again. Pausing is not the first resort because
+//!   librdkafka drops the prefetched records of a paused partition and
+//!   takes about a second after the resume to fetch again;
 //! - **replays** a partition from its first undelivered offset when a batch
 //!   failed;
 //! - **rebalances**: on revocation it drops the records of the revoked
@@ -318,10 +325,13 @@ impl KafkaSource {
             tokio::time::interval(Duration::from_millis(self.config.commit_interval_ms));
         commit_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut linger_deadline: Option<tokio::time::Instant> = None;
+        let pause_after = Duration::from_millis(self.config.pause_after_ms);
+        // Since when a ready batch has found the pipeline full.
+        let mut full_since: Option<tokio::time::Instant> = None;
 
         loop {
             self.apply_acks();
-            let (pending, paused) = {
+            let (pending, mut paused) = {
                 let state = lock(&self.shared.state);
                 (state.pending.len(), state.paused)
             };
@@ -332,22 +342,32 @@ impl KafkaSource {
             // nearly full pipeline does not flap between pause and resume.
             if paused && output.capacity() * 2 >= output.max_capacity() {
                 self.set_paused(false);
+                paused = lock(&self.shared.state).paused;
             }
             if ready {
                 match output.try_reserve() {
                     Ok(permit) => {
                         permit.send(self.take_batch(max_records));
                         linger_deadline = None;
+                        full_since = None;
                         continue;
                     }
                     Err(mpsc::error::TrySendError::Full(())) => {
-                        if !paused {
+                        let since = *full_since.get_or_insert_with(tokio::time::Instant::now);
+                        if !paused && since.elapsed() >= pause_after {
                             self.set_paused(true);
+                            paused = lock(&self.shared.state).paused;
                         }
                     }
                     Err(mpsc::error::TrySendError::Closed(())) => break,
                 }
             }
+            let pause_at = full_since
+                .filter(|_| ready && !paused)
+                .map(|since| since + pause_after);
+            // A full batch waits for the pipeline without taking more; a
+            // paused consumer is polled for its group events.
+            let take = pending < max_records || paused;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -357,10 +377,12 @@ impl KafkaSource {
                     let Ok(permit) = permit else { break };
                     permit.send(self.take_batch(max_records));
                     linger_deadline = None;
+                    full_since = None;
                 }
                 () = tokio::time::sleep(RESUME_CHECK), if paused => {}
                 () = sleep_until(linger_deadline), if pending > 0 && !ready => {}
-                message = self.consumer.recv() => match message {
+                () = sleep_until(pause_at), if pause_at.is_some() => {}
+                message = self.consumer.recv(), if take => match message {
                     Ok(message) => {
                         self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
                         let record = owned_record(&mut self.topics, &message);
