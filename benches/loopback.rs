@@ -21,7 +21,10 @@
 //! the configuration defaults (source batches of 1000, gRPC batches of 500,
 //! 8 in flight), plaintext gRPC; `KEYTRAIL_LOOPBACK_GRPC_TOML` adds `[grpc]`
 //! keys for experiments, `KEYTRAIL_LOOPBACK_TIMEOUT_S` bounds the run
-//! (default 300 s; the child's log is printed when it fails).
+//! (default 300 s; the child's log is printed when it fails),
+//! `KEYTRAIL_LOOPBACK_TOML` appends tables (`[kafka.librdkafka]`,
+//! `[prometheus]`), `KEYTRAIL_LOOPBACK_KEEP` keeps the configuration and the
+//! child's log (`RUST_LOG` reaches the child).
 
 #![allow(missing_docs)]
 
@@ -168,7 +171,11 @@ fn main() {
     let exit = child.wait().expect("keytrail run exits");
     let _ = stop_receiver.send(());
     let _ = runtime.block_on(receiver_task);
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("KEYTRAIL_LOOPBACK_KEEP").is_some() {
+        println!("loopback: configuration and log kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     let (first_at, first_count) = first.expect("events arrived");
     let steady = (stats.stored_events() - first_count) as f64

@@ -351,7 +351,7 @@ fn from_proto<C: Copy, P: Copy + Into<i32>>(
         .ok_or(ConvertError::UnknownEnum { field, value })
 }
 
-fn source_to_proto(source: Source) -> v1::Source {
+pub(crate) fn source_to_proto(source: Source) -> v1::Source {
     to_proto(&SOURCES, source, v1::Source::Unspecified)
 }
 
@@ -359,7 +359,7 @@ fn source_from_proto(value: i32) -> Result<Source, ConvertError> {
     from_proto(&SOURCES, "source", value)
 }
 
-fn category_to_proto(category: Category) -> v1::Category {
+pub(crate) fn category_to_proto(category: Category) -> v1::Category {
     to_proto(&CATEGORIES, category, v1::Category::Unspecified)
 }
 
@@ -367,7 +367,7 @@ fn category_from_proto(value: i32) -> Result<Category, ConvertError> {
     from_proto(&CATEGORIES, "category", value)
 }
 
-fn outcome_to_proto(outcome: Outcome) -> v1::Outcome {
+pub(crate) fn outcome_to_proto(outcome: Outcome) -> v1::Outcome {
     to_proto(&OUTCOMES, outcome, v1::Outcome::Unspecified)
 }
 
@@ -375,7 +375,7 @@ fn outcome_from_proto(value: i32) -> Result<Outcome, ConvertError> {
     from_proto(&OUTCOMES, "outcome", value)
 }
 
-fn severity_to_proto(severity: Severity) -> v1::Severity {
+pub(crate) fn severity_to_proto(severity: Severity) -> v1::Severity {
     to_proto(&SEVERITIES, severity, v1::Severity::Unspecified)
 }
 
@@ -384,7 +384,7 @@ fn severity_from_proto(value: i32) -> Result<Severity, ConvertError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use prost::Message as _;
@@ -392,7 +392,7 @@ mod tests {
     use super::*;
 
     /// An event with every field of the contract set.
-    fn full_event() -> Event {
+    pub(crate) fn full_event() -> Event {
         let mut event = Event::new(
             Timestamp::from_millis(1_774_375_218_936),
             Source::IbmHpcs,

@@ -15,8 +15,12 @@
 //! - [`convert`]: `Event` ↔ `v1::Event`. The conversion is lossless for
 //!   every field of the JSON contract: converting an event to protobuf and
 //!   back gives an event whose JSON is identical.
+//! - [`encode`]: the same protobuf bytes written straight from an `Event`
+//!   (no intermediate message), and the feed's outgoing frame of
+//!   pre-encoded events — what the gRPC sink sends.
 
 pub mod convert;
+pub mod encode;
 
 /// The generated code of package `keytrail.v1` (`proto/keytrail/v1`).
 ///
@@ -32,3 +36,4 @@ pub mod v1 {
 }
 
 pub use convert::ConvertError;
+pub use encode::{ForwardFrame, encode_event, event_bytes};

@@ -68,7 +68,7 @@ impl FileSink {
     async fn write(&mut self, events: &SharedEvents) -> std::io::Result<()> {
         self.buf.clear();
         for event in events.iter() {
-            serde_json::to_writer(&mut self.buf, event)?;
+            event.write_json(&mut self.buf);
             self.buf.push(b'\n');
         }
         self.file.write_all(&self.buf).await?;

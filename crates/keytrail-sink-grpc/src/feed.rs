@@ -19,9 +19,9 @@
 //! they were taken; a batch is stored twice only when its answer was lost,
 //! so duplicates are bounded by the window per reconnection.
 
+use bytes::Bytes;
 use keytrail_core::Event;
-use keytrail_proto::v1;
-use keytrail_proto::v1::forward_service_client::ForwardServiceClient;
+use keytrail_proto::{ForwardFrame, v1};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,20 +32,24 @@ use crate::forwarder::{Connection, describe, sleep_until, wait_retry};
 use crate::queue::{Command, Encoder, Queue};
 use crate::telemetry::{self, RejectKind};
 
-/// Encodes events as `keytrail.v1.Event`.
+/// Encodes events as `keytrail.v1.Event`, straight to bytes: a wire batch
+/// holds each event's encoding once, and every send shares it.
 pub(crate) struct FeedEncoder;
 
 impl Encoder for FeedEncoder {
-    type Item = v1::Event;
+    type Item = Bytes;
 
-    fn encode(&self, event: &Event) -> v1::Event {
-        v1::Event::from(event)
+    fn encode(&self, event: &Event) -> Bytes {
+        keytrail_proto::event_bytes(event)
     }
 
-    fn encoded_len(item: &v1::Event) -> usize {
-        prost::Message::encoded_len(item)
+    fn encoded_len(item: &Bytes) -> usize {
+        item.len()
     }
 }
+
+/// The feed's method path.
+const FORWARD_PATH: &str = "/keytrail.v1.ForwardService/Forward";
 
 /// Runs until the input is closed and everything is resolved.
 pub(crate) async fn run(
@@ -96,29 +100,48 @@ async fn stream(
     // Room for the hello and a whole window: sends never wait.
     let (requests, outgoing) = mpsc::channel(settings.limits.max_in_flight + 1);
     let first_sequence = queue.first_unanswered();
-    let hello = v1::ForwardRequest {
-        kind: Some(v1::forward_request::Kind::Hello(v1::Hello {
-            sender_id: sender_id.to_owned(),
-            first_sequence,
-            agent: concat!("keytrail/", env!("CARGO_PKG_VERSION")).to_owned(),
-        })),
-    };
+    let hello = ForwardFrame::Hello(v1::Hello {
+        sender_id: sender_id.to_owned(),
+        first_sequence,
+        agent: concat!("keytrail/", env!("CARGO_PKG_VERSION")).to_owned(),
+    });
     requests
         .try_send(hello)
         .map_err(|_| "feed stream closed".to_owned())?;
 
-    let mut client =
-        ForwardServiceClient::with_interceptor(connection.channel.clone(), connection.auth.clone())
-            .max_decoding_message_size(MAX_BATCH_BYTES)
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
+    // The generated client would take `v1::ForwardRequest`s, whose events
+    // are owned messages; the same call with prost's codec over
+    // `ForwardFrame` sends the pre-encoded events as they are.
+    let service = tonic::service::interceptor::InterceptedService::new(
+        connection.channel.clone(),
+        connection.auth.clone(),
+    );
+    let mut client = tonic::client::Grpc::new(service)
+        .max_decoding_message_size(MAX_BATCH_BYTES)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
     if let Some(encoding) = connection.compression {
         client = client.send_compressed(encoding);
     }
-    let opened = tokio::time::timeout(
-        settings.request_timeout,
-        client.forward(ReceiverStream::new(outgoing)),
-    )
+    let opened = tokio::time::timeout(settings.request_timeout, async {
+        client
+            .ready()
+            .await
+            .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+        let mut request = tonic::Request::new(ReceiverStream::new(outgoing));
+        request.extensions_mut().insert(tonic::GrpcMethod::new(
+            "keytrail.v1.ForwardService",
+            "Forward",
+        ));
+        let codec = tonic_prost::ProstCodec::<ForwardFrame, v1::ForwardResponse>::default();
+        client
+            .streaming(
+                request,
+                http::uri::PathAndQuery::from_static(FORWARD_PATH),
+                codec,
+            )
+            .await
+    })
     .await
     .map_err(|_| "opening the feed stream timed out".to_owned())?
     .map_err(|status| format!("opening the feed stream failed: {}", describe(&status)))?;
@@ -139,11 +162,9 @@ async fn stream(
             let Some(batch) = queue.get(sequence) else {
                 continue;
             };
-            let request = v1::ForwardRequest {
-                kind: Some(v1::forward_request::Kind::Batch(v1::EventBatch {
-                    sequence,
-                    events: batch.items.clone(),
-                })),
+            let request = ForwardFrame::Batch {
+                sequence,
+                events: batch.items.clone(),
             };
             requests
                 .try_send(request)

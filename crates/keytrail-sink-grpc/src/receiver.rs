@@ -81,6 +81,10 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// read them.
 const ANSWER_CAPACITY: usize = 64;
 
+/// The HTTP/2 flow-control window the receiver advertises, per stream and
+/// per connection: 16 MiB, room for a window of eight 1 MiB batches twice.
+const FLOW_CONTROL_WINDOW: u32 = 16 * 1024 * 1024;
+
 /// Settings of the reference receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -323,7 +327,13 @@ impl Receiver {
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let feed = InterceptedService::new(feed, RequireToken(self.token));
 
-        let mut server = Server::builder();
+        // HTTP/2 starts every stream and connection with a 64 KiB flow-control
+        // window: a sender of 500-event batches (~0.5 MB) would stop every
+        // 64 KiB to wait for a window update. Advertise room for a whole
+        // window of large batches instead.
+        let mut server = Server::builder()
+            .initial_stream_window_size(Some(FLOW_CONTROL_WINDOW))
+            .initial_connection_window_size(Some(FLOW_CONTROL_WINDOW));
         log::listening(self.local_addr, self.tls.is_some(), &self.out);
         if let Some(tls) = self.tls {
             server = server.tls_config(tls).map_err(ReceiverError::Server)?;
@@ -501,8 +511,7 @@ impl State {
         for (index, event) in batch.events.into_iter().enumerate() {
             match Event::try_from(event) {
                 Ok(event) => {
-                    // Serializing an event cannot fail (string keys only).
-                    let _ = serde_json::to_writer(&mut lines, &event);
+                    event.write_json(&mut lines);
                     lines.push(b'\n');
                 }
                 Err(error) => {

@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use keytrail_core::{AckToken, BatchStatus, Origin, RawBatch, RawRecord, RecordMeta, Timestamp};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -382,32 +383,27 @@ impl KafkaSource {
                 () = tokio::time::sleep(RESUME_CHECK), if paused => {}
                 () = sleep_until(linger_deadline), if pending > 0 && !ready => {}
                 () = sleep_until(pause_at), if pause_at.is_some() => {}
-                message = self.consumer.recv(), if take => match message {
-                    Ok(message) => {
-                        self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
-                        let record = owned_record(&mut self.topics, &message);
-                        let mut state = lock(&self.shared.state);
-                        if let Some(origin) = &record.meta.origin {
-                            let key = PartitionKey { topic: Arc::clone(&origin.topic), partition: origin.partition };
-                            if !state.tracker.is_assigned(&key) {
-                                // A record of a partition revoked meanwhile.
-                                continue;
+                message = self.consumer.recv(), if take => {
+                    // Take what librdkafka already holds without going
+                    // round the select for every record.
+                    let mut message = Some(message);
+                    let mut taken = Taken::default();
+                    while let Some(result) = message.take() {
+                        match result {
+                            Ok(message) => {
+                                take_record(&mut self.topics, &self.shared, &message, &mut taken);
+                                if linger_deadline.is_none() {
+                                    linger_deadline = Some(tokio::time::Instant::now() + linger);
+                                }
                             }
-                            state.tracker.observe(&key, origin.offset);
-                            if let Some(next) = state.next_offsets.get(&key)
-                                && origin.offset > *next
-                            {
-                                telemetry::offset_gap(&key, *next, origin.offset);
-                            }
-                            state.next_offsets.insert(key, origin.offset + 1);
+                            Err(error) => telemetry::consumer_error(&error),
                         }
-                        state.pending.push(record);
-                        if linger_deadline.is_none() {
-                            linger_deadline = Some(tokio::time::Instant::now() + linger);
+                        if taken.pending < max_records {
+                            message = self.consumer.recv().now_or_never();
                         }
                     }
-                    Err(error) => telemetry::consumer_error(&error),
-                },
+                    taken.report(&self.shared.stats);
+                }
             }
         }
         self.drain(output).await;
@@ -518,6 +514,39 @@ impl KafkaSource {
     }
 }
 
+/// One consumed record into the pending batch (unless its partition was
+/// revoked meanwhile); notes offset gaps.
+fn take_record(
+    topics: &mut HashMap<String, Arc<str>>,
+    shared: &Shared,
+    message: &BorrowedMessage<'_>,
+    taken: &mut Taken,
+) {
+    let record = owned_record(topics, message);
+    taken.count(record.meta.origin.as_ref().map(|o| &o.topic));
+    let mut state = lock(&shared.state);
+    if let Some(origin) = &record.meta.origin {
+        let key = PartitionKey {
+            topic: Arc::clone(&origin.topic),
+            partition: origin.partition,
+        };
+        if !state.tracker.is_assigned(&key) {
+            // A record of a partition revoked meanwhile.
+            taken.pending = state.pending.len();
+            return;
+        }
+        state.tracker.observe(&key, origin.offset);
+        if let Some(next) = state.next_offsets.get(&key)
+            && origin.offset > *next
+        {
+            telemetry::offset_gap(&key, *next, origin.offset);
+        }
+        state.next_offsets.insert(key, origin.offset + 1);
+    }
+    state.pending.push(record);
+    taken.pending = state.pending.len();
+}
+
 /// One consumed message as an owned record; topic names are shared.
 fn owned_record(
     topics: &mut HashMap<String, Arc<str>>,
@@ -531,7 +560,6 @@ fn owned_record(
             topic
         }
     };
-    telemetry::records_consumed(&topic, 1);
     let mut meta = RecordMeta {
         origin: Some(Origin {
             topic,
@@ -598,6 +626,44 @@ impl KafkaSource {
         }
         self.commit(CommitMode::Sync);
         tracing::info!("kafka source stopped");
+    }
+}
+
+/// Records taken in one turn of the loop, counted once at its end (a
+/// metrics update per record costs a label lookup).
+#[derive(Default)]
+struct Taken {
+    /// Pending records after the last one taken.
+    pending: usize,
+    /// Records consumed, per run of the same topic.
+    topic: Option<Arc<str>>,
+    run: u64,
+    total: u64,
+}
+
+impl Taken {
+    fn count(&mut self, topic: Option<&Arc<str>>) {
+        self.total += 1;
+        match (topic, &self.topic) {
+            (Some(topic), Some(current)) if Arc::ptr_eq(topic, current) => self.run += 1,
+            (topic, _) => {
+                self.flush_run();
+                self.topic = topic.cloned();
+                self.run = 1;
+            }
+        }
+    }
+
+    fn flush_run(&mut self) {
+        if let Some(topic) = &self.topic {
+            telemetry::records_consumed(topic, self.run);
+        }
+        self.run = 0;
+    }
+
+    fn report(mut self, stats: &SourceStats) {
+        self.flush_run();
+        stats.records.fetch_add(self.total, Ordering::Relaxed);
     }
 }
 

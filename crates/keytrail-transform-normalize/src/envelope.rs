@@ -23,19 +23,38 @@ const MAX_ENVELOPES: u8 = 4;
 /// The non-blank lines of a record, with their 1-based line numbers. A
 /// pretty-printed object (first non-blank line is a lone `{`) is one line.
 pub(crate) fn lines(record: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
-    let pretty = record
-        .split(|b| *b == b'\n')
-        .find(|l| !l.trim_ascii().is_empty())
-        .is_some_and(|first| first.trim_ascii() == b"{");
+    let pretty = raw_lines(record)
+        .map(|(_, line)| line.trim_ascii())
+        .find(|line| !line.is_empty())
+        .is_some_and(|first| first == b"{");
     let whole = pretty.then_some((1u32, record.trim_ascii()));
     let split = (!pretty).then(|| {
-        record
-            .split(|b| *b == b'\n')
-            .zip(1u32..)
-            .map(|(line, n)| (n, line.trim_ascii()))
+        raw_lines(record)
+            .map(|(n, line)| (n, line.trim_ascii()))
             .filter(|(_, line)| !line.is_empty())
     });
     whole.into_iter().chain(split.into_iter().flatten())
+}
+
+/// Every line of a record, blank ones included, numbered from 1; `memchr`
+/// finds the newlines (a record is usually one line of about a kilobyte).
+fn raw_lines(record: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let mut rest = Some(record);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match memchr::memchr(b'\n', text) {
+            Some(end) => {
+                rest = Some(&text[end + 1..]);
+                Some(&text[..end])
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
+    .zip(1u32..)
+    .map(|(line, n)| (n, line))
 }
 
 impl Normalizer {

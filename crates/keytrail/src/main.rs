@@ -6,6 +6,12 @@ use clap::{Parser, Subcommand};
 use keytrail::logging::{self, LogFormat};
 use keytrail::{cmd, generate};
 
+/// mimalloc instead of the system allocator: the pipeline allocates and
+/// frees small strings per event on several threads, where glibc's malloc
+/// spends a quarter of the CPU (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// HSM and key-management audit logs: normalized, classified, counted and
 /// forwarded without losing one.
 #[derive(Debug, Parser)]

@@ -1,0 +1,516 @@
+//! Protobuf bytes straight from a [`keytrail_core::Event`], and the feed's
+//! outgoing frame built from them.
+//!
+//! The gRPC sink used to convert every event into a [`v1::Event`] (a copy
+//! of every string) and prost encoded that; a batch kept for resending was
+//! cloned again for every send. [`encode_event`] writes the same bytes
+//! without the intermediate message: one buffer per event, which a wire
+//! batch shares by reference count.
+//!
+//! The bytes are exactly those of `v1::Event::from(&event).encode_to_vec()`
+//! (prost writes fields in number order and skips proto3 defaults; so does
+//! this module). The tests compare the two byte for byte on events with every
+//! field set, with none set, and with the awkward values (empty strings in
+//! optional fields, zero and negative numbers, map entries with empty
+//! keys or values).
+
+use bytes::{BufMut, Bytes};
+use keytrail_core::{Actor, Event, KeyFacts, Ocsf, Origin, Reason, Target, TkeFacts};
+use prost::encoding::{DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint};
+
+use crate::convert::{category_to_proto, outcome_to_proto, severity_to_proto, source_to_proto};
+use crate::v1;
+
+/// Appends the protobuf encoding of `event` as a `keytrail.v1.Event`
+/// (without a length prefix) to `out`.
+pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
+    EventFields(event).write(out);
+}
+
+/// The protobuf encoding of `event` as a `keytrail.v1.Event`, in a buffer
+/// of its own.
+pub fn event_bytes(event: &Event) -> Bytes {
+    let mut out = Vec::with_capacity(1024);
+    encode_event(event, &mut out);
+    Bytes::from(out)
+}
+
+/// An outgoing `keytrail.v1.ForwardRequest` of the feed whose events are
+/// already encoded (by [`encode_event`]). It implements [`prost::Message`]
+/// for encoding only, so that tonic's prost codec sends it as is; a
+/// receiver decodes the same bytes as [`v1::ForwardRequest`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ForwardFrame {
+    /// Nothing (the default a decoder would start from).
+    #[default]
+    Empty,
+    /// The opening hello.
+    Hello(v1::Hello),
+    /// A sequenced batch of encoded events.
+    Batch {
+        /// The batch's sequence number.
+        sequence: u64,
+        /// Each event's encoding.
+        events: Vec<Bytes>,
+    },
+}
+
+/// Field numbers of `ForwardRequest` and `EventBatch`.
+const REQUEST_HELLO: u32 = 1;
+const REQUEST_BATCH: u32 = 2;
+const BATCH_SEQUENCE: u32 = 1;
+const BATCH_EVENTS: u32 = 2;
+
+impl ForwardFrame {
+    fn batch_body_len(sequence: u64, events: &[Bytes]) -> usize {
+        let sequence = if sequence == 0 {
+            0
+        } else {
+            key_len(BATCH_SEQUENCE) + encoded_len_varint(sequence)
+        };
+        sequence
+            + events
+                .iter()
+                .map(|e| key_len(BATCH_EVENTS) + encoded_len_varint(e.len() as u64) + e.len())
+                .sum::<usize>()
+    }
+}
+
+impl prost::Message for ForwardFrame {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        match self {
+            ForwardFrame::Empty => {}
+            ForwardFrame::Hello(hello) => {
+                prost::encoding::message::encode(REQUEST_HELLO, hello, buf)
+            }
+            ForwardFrame::Batch { sequence, events } => {
+                encode_key(REQUEST_BATCH, WireType::LengthDelimited, buf);
+                encode_varint(ForwardFrame::batch_body_len(*sequence, events) as u64, buf);
+                if *sequence != 0 {
+                    encode_key(BATCH_SEQUENCE, WireType::Varint, buf);
+                    encode_varint(*sequence, buf);
+                }
+                for event in events {
+                    encode_key(BATCH_EVENTS, WireType::LengthDelimited, buf);
+                    encode_varint(event.len() as u64, buf);
+                    buf.put_slice(event);
+                }
+            }
+        }
+    }
+
+    /// A frame is only ever sent: decoding skips every field (a receiver
+    /// decodes [`v1::ForwardRequest`]).
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            ForwardFrame::Empty => 0,
+            ForwardFrame::Hello(hello) => {
+                prost::encoding::message::encoded_len(REQUEST_HELLO, hello)
+            }
+            ForwardFrame::Batch { sequence, events } => {
+                let body = ForwardFrame::batch_body_len(*sequence, events);
+                key_len(REQUEST_BATCH) + encoded_len_varint(body as u64) + body
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = ForwardFrame::Empty;
+    }
+}
+
+fn key_len(tag: u32) -> usize {
+    prost::encoding::key_len(tag)
+}
+
+/// Where encoded fields go: a buffer, or a counter of their length (a
+/// nested message's length comes before its fields).
+trait Out {
+    fn varint(&mut self, value: u64);
+    fn bytes(&mut self, bytes: &[u8]);
+}
+
+impl Out for Vec<u8> {
+    fn varint(&mut self, value: u64) {
+        encode_varint(value, self);
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Counts what would be written.
+struct Len(usize);
+
+impl Out for Len {
+    fn varint(&mut self, value: u64) {
+        self.0 += encoded_len_varint(value);
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
+/// A message whose fields can be written to any [`Out`].
+trait Fields {
+    fn write<O: Out>(&self, out: &mut O);
+}
+
+fn key<O: Out>(out: &mut O, tag: u32, wire_type: WireType) {
+    out.varint((u64::from(tag) << 3) | wire_type as u64);
+}
+
+/// A string field present in the message (`optional`, or a map entry's
+/// non-empty key or value).
+fn string<O: Out>(out: &mut O, tag: u32, value: &str) {
+    key(out, tag, WireType::LengthDelimited);
+    out.varint(value.len() as u64);
+    out.bytes(value.as_bytes());
+}
+
+/// `optional string`: written when set, even if empty.
+fn optional_string<O: Out>(out: &mut O, tag: u32, value: Option<&str>) {
+    if let Some(value) = value {
+        string(out, tag, value);
+    }
+}
+
+/// A plain proto3 `string`: the empty string is the default, not written.
+fn plain_string<O: Out>(out: &mut O, tag: u32, value: &str) {
+    if !value.is_empty() {
+        string(out, tag, value);
+    }
+}
+
+/// A varint field (`int32` sign-extended, `int64`, `uint32`, `uint64`,
+/// `bool`, enum) that is present.
+fn varint<O: Out>(out: &mut O, tag: u32, value: u64) {
+    key(out, tag, WireType::Varint);
+    out.varint(value);
+}
+
+/// A plain proto3 varint field: zero is the default, not written.
+fn plain_varint<O: Out>(out: &mut O, tag: u32, value: u64) {
+    if value != 0 {
+        varint(out, tag, value);
+    }
+}
+
+fn int32(value: i32) -> u64 {
+    i64::from(value) as u64
+}
+
+fn int64(value: i64) -> u64 {
+    value as u64
+}
+
+/// A nested message, length first.
+fn message<O: Out, M: Fields>(out: &mut O, tag: u32, value: &M) {
+    let mut len = Len(0);
+    value.write(&mut len);
+    key(out, tag, WireType::LengthDelimited);
+    out.varint(len.0 as u64);
+    value.write(out);
+}
+
+/// One entry of a `map<string, string>` (prost leaves out an empty key or
+/// value).
+struct Entry<'a>(&'a [u8], &'a [u8]);
+
+impl Fields for Entry<'_> {
+    fn write<O: Out>(&self, out: &mut O) {
+        for (tag, text) in [(1, self.0), (2, self.1)] {
+            if !text.is_empty() {
+                key(out, tag, WireType::LengthDelimited);
+                out.varint(text.len() as u64);
+                out.bytes(text);
+            }
+        }
+    }
+}
+
+struct EventFields<'a>(&'a Event);
+
+impl Fields for EventFields<'_> {
+    fn write<O: Out>(&self, out: &mut O) {
+        let e = self.0;
+        plain_varint(out, 1, int64(e.time.as_millis()));
+        plain_varint(out, 2, u64::from(e.time_inferred));
+        plain_varint(out, 3, int32(source_to_proto(e.source) as i32));
+        plain_string(out, 4, &e.action);
+        optional_string(out, 5, e.legacy_action.as_deref());
+        optional_string(out, 6, e.description.as_deref());
+        plain_varint(out, 7, int32(category_to_proto(e.category) as i32));
+        plain_varint(out, 8, int32(outcome_to_proto(e.outcome) as i32));
+        if let Some(code) = e.status_code {
+            varint(out, 9, u64::from(code));
+        }
+        plain_varint(out, 10, int32(severity_to_proto(e.severity) as i32));
+        optional_string(out, 11, e.vendor_severity.as_deref());
+        plain_varint(out, 12, u64::from(e.actionable));
+        optional_string(out, 13, e.remediation.as_deref());
+        optional_string(out, 14, e.correlation_id.as_deref());
+        optional_string(out, 15, e.request_uri.as_deref());
+        optional_string(out, 16, e.instance_id.as_deref());
+        optional_string(out, 17, e.region.as_deref());
+        optional_string(out, 18, e.account_id.as_deref());
+        optional_string(out, 19, e.message.as_deref());
+        optional_string(out, 20, e.event_id.as_deref());
+        if let Some(data_event) = e.data_event {
+            varint(out, 21, u64::from(data_event));
+        }
+        if !e.actor.is_empty() {
+            message(out, 22, &e.actor);
+        }
+        if !e.target.is_empty() {
+            message(out, 23, &e.target);
+        }
+        if let Some(key) = &e.key {
+            message(out, 24, key.as_ref());
+        }
+        if let Some(tke) = &e.tke {
+            message(out, 25, tke.as_ref());
+        }
+        if let Some(reason) = &e.reason {
+            message(out, 26, reason);
+        }
+        if let Some(details) = &e.details {
+            // serde_json's map is ordered by key, as the protobuf's BTreeMap.
+            // Each value travels as its compact JSON text.
+            let mut text = Vec::new();
+            for (name, value) in details.iter() {
+                text.clear();
+                // Writing JSON into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut text, value);
+                message(out, 27, &Entry(name.as_bytes(), &text));
+            }
+        }
+        if let Some(labels) = &e.labels {
+            for (name, value) in labels.iter() {
+                message(out, 28, &Entry(name.as_bytes(), value.as_bytes()));
+            }
+        }
+        if let Some(ocsf) = &e.ocsf {
+            message(out, 29, ocsf);
+        }
+        if let Some(origin) = &e.origin {
+            message(out, 30, origin);
+        }
+    }
+}
+
+impl Fields for Actor {
+    fn write<O: Out>(&self, out: &mut O) {
+        optional_string(out, 1, self.user.as_deref());
+        optional_string(out, 2, self.id.as_deref());
+        optional_string(out, 3, self.role.as_deref());
+        optional_string(out, 4, self.provider.as_deref());
+        optional_string(out, 5, self.ip.as_deref());
+        optional_string(out, 6, self.user_agent.as_deref());
+        optional_string(out, 7, self.session_id.as_deref());
+        optional_string(out, 8, self.cert_fingerprint.as_deref());
+    }
+}
+
+impl Fields for Target {
+    fn write<O: Out>(&self, out: &mut O) {
+        optional_string(out, 1, self.id.as_deref());
+        optional_string(out, 2, self.name.as_deref());
+        optional_string(out, 3, self.kind.as_deref());
+        optional_string(out, 4, self.api_url.as_deref());
+    }
+}
+
+impl Fields for KeyFacts {
+    fn write<O: Out>(&self, out: &mut O) {
+        optional_string(out, 1, self.id.as_deref());
+        optional_string(out, 2, self.kind.as_deref());
+        optional_string(out, 3, self.state.as_deref());
+        if let Some(code) = self.state_code {
+            varint(out, 4, int64(code));
+        }
+        optional_string(out, 5, self.previous_state.as_deref());
+        if let Some(code) = self.previous_state_code {
+            varint(out, 6, int64(code));
+        }
+        optional_string(out, 7, self.version_id.as_deref());
+        optional_string(out, 8, self.rewrapped_version_id.as_deref());
+        optional_string(out, 9, self.version_created.as_deref());
+        optional_string(out, 10, self.key_ring_id.as_deref());
+        optional_string(out, 11, self.previous_key_ring_id.as_deref());
+    }
+}
+
+impl Fields for TkeFacts {
+    fn write<O: Out>(&self, out: &mut O) {
+        optional_string(out, 1, self.location.as_deref());
+        optional_string(out, 2, self.availability_zone.as_deref());
+        if let Some(index) = self.hsm_index {
+            varint(out, 3, u64::from(index));
+        }
+        if let Some(index) = self.domain_index {
+            varint(out, 4, u64::from(index));
+        }
+        optional_string(out, 5, self.admin_id.as_deref());
+        if let Some(threshold) = self.signature_threshold {
+            varint(out, 6, int64(threshold));
+        }
+        if let Some(threshold) = self.revocation_signature_threshold {
+            varint(out, 7, int64(threshold));
+        }
+        optional_string(out, 8, self.verification_pattern.as_deref());
+    }
+}
+
+impl Fields for Reason {
+    fn write<O: Out>(&self, out: &mut O) {
+        optional_string(out, 1, self.kind.as_deref());
+        optional_string(out, 2, self.failure.as_deref());
+    }
+}
+
+impl Fields for Ocsf {
+    fn write<O: Out>(&self, out: &mut O) {
+        plain_varint(out, 1, u64::from(self.class_uid));
+        plain_varint(out, 2, u64::from(self.category_uid));
+        plain_varint(out, 3, u64::from(self.activity_id));
+        plain_varint(out, 4, u64::from(self.status_id));
+    }
+}
+
+impl Fields for Origin {
+    fn write<O: Out>(&self, out: &mut O) {
+        plain_string(out, 1, &self.topic);
+        plain_varint(out, 2, int32(self.partition));
+        plain_varint(out, 3, int64(self.offset));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use keytrail_core::{Source, Timestamp};
+    use prost::Message as _;
+
+    use super::*;
+    use crate::convert::tests::full_event;
+
+    fn assert_same_bytes(event: &Event) {
+        let expected = v1::Event::from(event).encode_to_vec();
+        let mut direct = Vec::new();
+        encode_event(event, &mut direct);
+        assert_eq!(direct, expected, "direct encoding differs from prost's");
+        let mut len = Len(0);
+        EventFields(event).write(&mut len);
+        assert_eq!(len.0, expected.len(), "counted length");
+    }
+
+    #[test]
+    fn every_field_set_encodes_as_prost_does() {
+        assert_same_bytes(&full_event());
+    }
+
+    #[test]
+    fn a_bare_event_encodes_as_prost_does() {
+        assert_same_bytes(&Event::new(
+            Timestamp::from_millis(0),
+            Source::SecurosysKm,
+            String::new(),
+        ));
+    }
+
+    #[test]
+    fn defaults_empties_and_negatives_encode_as_prost_does() {
+        let mut event = Event::new(Timestamp::from_millis(-1), Source::IbmCloud, "x".into());
+        event.legacy_action = Some(String::new());
+        event.status_code = Some(0);
+        event.data_event = Some(false);
+        event.actor.ip = Some(String::new());
+        event.reason = Some(Reason {
+            kind: None,
+            failure: None,
+        });
+        event.key = Some(Box::new(KeyFacts {
+            state_code: Some(-3),
+            previous_state_code: Some(0),
+            ..KeyFacts::default()
+        }));
+        event.tke = Some(Box::new(TkeFacts {
+            hsm_index: Some(0),
+            signature_threshold: Some(i64::MIN),
+            ..TkeFacts::default()
+        }));
+        event.labels = Some(Box::new(BTreeMap::from([
+            (String::new(), "v".into()),
+            ("k".into(), String::new()),
+        ])));
+        let mut details = serde_json::Map::new();
+        details.insert(String::new(), serde_json::json!(""));
+        details.insert("z".into(), serde_json::json!([]));
+        event.details = Some(Box::new(details));
+        event.ocsf = Some(Ocsf {
+            class_uid: 0,
+            category_uid: 0,
+            activity_id: 0,
+            status_id: 99,
+        });
+        event.origin = Some(Origin {
+            topic: Arc::from(""),
+            partition: -1,
+            offset: 0,
+        });
+        assert_same_bytes(&event);
+    }
+
+    #[test]
+    fn a_batch_frame_decodes_as_the_forward_request() {
+        let events = [
+            full_event(),
+            Event::new(Timestamp::from_millis(5), Source::IbmHpcs, "a".into()),
+        ];
+        let frame = ForwardFrame::Batch {
+            sequence: 7,
+            events: events.iter().map(event_bytes).collect(),
+        };
+        let bytes = frame.encode_to_vec();
+        assert_eq!(bytes.len(), frame.encoded_len());
+        let expected = v1::ForwardRequest {
+            kind: Some(v1::forward_request::Kind::Batch(v1::EventBatch {
+                sequence: 7,
+                events: events.iter().map(v1::Event::from).collect(),
+            })),
+        };
+        assert_eq!(bytes, expected.encode_to_vec());
+        assert_eq!(
+            v1::ForwardRequest::decode(bytes.as_slice()).expect("decodes"),
+            expected
+        );
+    }
+
+    #[test]
+    fn a_hello_frame_decodes_as_the_forward_request() {
+        let hello = v1::Hello {
+            sender_id: "keytrail-1".into(),
+            first_sequence: 3,
+            agent: "keytrail/test".into(),
+        };
+        let frame = ForwardFrame::Hello(hello.clone());
+        let expected = v1::ForwardRequest {
+            kind: Some(v1::forward_request::Kind::Hello(hello)),
+        };
+        assert_eq!(frame.encode_to_vec(), expected.encode_to_vec());
+        assert_eq!(frame.encoded_len(), expected.encoded_len());
+    }
+}
