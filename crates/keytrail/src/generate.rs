@@ -370,9 +370,13 @@ impl Generator {
             "id": id,
         });
         if failed {
-            event["reason"]["reasonForFailure"] =
-                json!("The request could not be completed; see the service documentation.");
+            event["reason"]["reasonForFailure"] = json!(if self.rng.random_bool(0.5) {
+                "The request could not be completed; see the service documentation."
+            } else {
+                "The key could not be processed: the resource is in a state that does not allow this action, or the caller lacks the required service access role."
+            });
         }
+        self.ibm_extras(&mut event, &mut request);
         // Drift seen in real events.
         if self.rng.random_bool(0.15) {
             event["requestData"] = json!(request.to_string());
@@ -399,6 +403,43 @@ impl Generator {
             _ => event,
         };
         write_json(&wrapped, out);
+    }
+
+    /// Optional fields, so that sizes spread over 0.8–2 KB as real events'
+    /// do: some events lose the initiator's host or the service-copy flag,
+    /// some requests carry expiry, counts, aliases or a description.
+    fn ibm_extras(&mut self, event: &mut Value, request: &mut Value) {
+        if self.rng.random_bool(0.25) {
+            if let Some(initiator) = event["initiator"].as_object_mut() {
+                initiator.remove("host");
+            }
+            if let Some(event) = event.as_object_mut() {
+                event.remove("saveServiceCopy");
+            }
+        }
+        let Some(fields) = request.as_object_mut() else {
+            return;
+        };
+        if self.rng.random_bool(0.3) {
+            fields.insert("expirationDate".into(), json!("2027-12-31T23:59:59Z"));
+        }
+        if self.rng.random_bool(0.3) {
+            fields.insert("totalResources".into(), json!(self.rng.random_range(1..500)));
+            fields.insert("maxAllowedRetrievals".into(), json!(self.rng.random_range(1..10)));
+        }
+        if self.rng.random_bool(0.25) {
+            let aliases: Vec<String> = (0..self.rng.random_range(1..5))
+                .map(|i| format!("alias-{i}-{}", self.hex(12)))
+                .collect();
+            fields.insert("keyAliases".into(), json!(aliases));
+        }
+        if self.rng.random_bool(0.2) {
+            let words = ["rotation", "of", "the", "payments", "root", "key", "for", "region", "audit", "policy"];
+            let text: Vec<&str> = (0..self.rng.random_range(5..60))
+                .map(|_| *words.choose(&mut self.rng).unwrap_or(&"key"))
+                .collect();
+            fields.insert("description".into(), json!(text.join(" ")));
+        }
     }
 
     fn securosys(&mut self, id: &str, millis: i64, out: &mut Vec<u8>) {
@@ -441,13 +482,31 @@ impl Generator {
             "role": if self.rng.random_bool(0.3) { "admin" } else { "user" },
             "provider": *["microsoft", "keycloak", "local"].choose(&mut self.rng).unwrap_or(&"local"),
             "resource": format!("KEY-{:04}", self.rng.random_range(0..10_000)),
-            "details": {},
+            "details": self.securosys_details(),
             "result": result,
             "api_url": "https://tsb.example.com",
             "session_id": self.rng.random_range(100_000_000_000u64..999_999_999_999).to_string(),
             "id": id,
         });
         write_json(&line, out);
+    }
+
+    /// Zero to four detail fields (most lines have none), which spread the
+    /// line sizes over 250–450 bytes.
+    fn securosys_details(&mut self) -> Value {
+        let mut details = serde_json::Map::new();
+        let n = *[0usize, 0, 0, 1, 2, 3, 4].choose(&mut self.rng).unwrap_or(&0);
+        let candidates = [
+            ("keyName", json!(format!("key-{}", self.hex(8)))),
+            ("algorithm", json!(*["RSA", "EC", "AES", "ED"].choose(&mut self.rng).unwrap_or(&"RSA"))),
+            ("keySize", json!(*[256, 2048, 3072, 4096].choose(&mut self.rng).unwrap_or(&2048))),
+            ("partition", json!(format!("PART-{:03}", self.rng.random_range(0..100)))),
+            ("clientIp", json!(format!("203.0.113.{}", self.rng.random_range(1..250)))),
+        ];
+        for (name, value) in candidates.into_iter().take(n) {
+            details.insert(name.into(), value);
+        }
+        Value::Object(details)
     }
 
     fn malformed(&mut self, id: &str, millis: i64, out: &mut Vec<u8>) {
