@@ -27,23 +27,21 @@ impl<'a> Crn<'a> {
     /// Parses a CRN, with or without its `crn:` prefix; `None` when it has
     /// no service segment.
     pub fn parse(text: &'a str) -> Option<Crn<'a>> {
-        let text = text.trim();
+        let text = trim(text);
         let body = text.strip_prefix("crn:").unwrap_or(text);
-        let mut parts = body.splitn(9, ':');
-        let version = parts.next()?;
+        let segments = Segments::split(body);
+        let version = segments.get(0)?;
         if !version.starts_with('v') {
             return None;
         }
-        let _cname = parts.next()?;
-        let _ctype = parts.next()?;
-        let service = usable(parts.next())?;
-        let location = usable(parts.next());
-        let account = usable(parts.next())
+        let service = usable(segments.get(3))?;
+        let location = usable(segments.get(4));
+        let account = usable(segments.get(5))
             .and_then(|scope| scope.strip_prefix("a/"))
             .and_then(|a| usable(Some(a)));
-        let instance = usable(parts.next());
-        let resource_type = usable(parts.next());
-        let resource = usable(parts.next());
+        let instance = usable(segments.get(6));
+        let resource_type = usable(segments.get(7));
+        let resource = usable(segments.get(8));
         Some(Crn {
             service,
             location,
@@ -52,6 +50,50 @@ impl<'a> Crn<'a> {
             resource_type,
             resource,
         })
+    }
+}
+
+/// `str::trim` without decoding characters when both ends are visible
+/// ASCII, as they are in every CRN (this runs twice per IBM event).
+fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(&first), Some(&last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
+/// The first nine `:`-separated segments; the ninth keeps any further
+/// colons (a resource may hold them).
+struct Segments<'a> {
+    parts: [&'a str; 9],
+    count: usize,
+}
+
+impl<'a> Segments<'a> {
+    fn split(body: &'a str) -> Segments<'a> {
+        let mut parts = [""; 9];
+        let mut count = 0;
+        let mut start = 0;
+        for (at, &byte) in body.as_bytes().iter().enumerate() {
+            if byte == b':' {
+                // `:` is ASCII, so both slices end on character boundaries.
+                parts[count] = body.get(start..at).unwrap_or_default();
+                count += 1;
+                start = at + 1;
+                if count == 8 {
+                    break;
+                }
+            }
+        }
+        parts[count] = body.get(start..).unwrap_or_default();
+        Segments {
+            parts,
+            count: count + 1,
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<&'a str> {
+        (index < self.count).then(|| self.parts[index])
     }
 }
 
@@ -99,5 +141,19 @@ mod tests {
         assert_eq!(Crn::parse("<ATR_CRN>"), None);
         assert_eq!(Crn::parse(""), None);
         assert_eq!(Crn::parse("crn:v1:bluemix:public"), None);
+        assert_eq!(Crn::parse("crn:x1:bluemix:public:kms"), None);
+        assert_eq!(
+            Crn::parse(" crn:v1:bluemix:public:kms\t").map(|c| c.service),
+            Some("kms")
+        );
+    }
+
+    #[test]
+    fn the_last_segment_keeps_its_colons() {
+        let crn = Crn::parse("crn:v1:bluemix:public:kms:eu-de:a/1:2:key:a:b:c").expect("parses");
+        assert_eq!(crn.resource_type, Some("key"));
+        assert_eq!(crn.resource, Some("a:b:c"));
+        let short = Crn::parse("crn:v1:bluemix:public:kms").expect("parses");
+        assert_eq!((short.location, short.resource), (None, None));
     }
 }

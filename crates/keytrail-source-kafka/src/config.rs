@@ -357,8 +357,14 @@ mod tests {
         assert_eq!(props.get("fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(props.get("queued.max.messages.kbytes"), Some("32768"));
         let c = config("[librdkafka]\n\"fetch.queue.backoff.ms\" = \"500\"").expect("parses");
-        assert_eq!(c.consumer_config().get("fetch.queue.backoff.ms"), Some("500"));
-        assert_eq!(c.consumer_config().get("queued.max.messages.kbytes"), Some("32768"));
+        assert_eq!(
+            c.consumer_config().get("fetch.queue.backoff.ms"),
+            Some("500")
+        );
+        assert_eq!(
+            c.consumer_config().get("queued.max.messages.kbytes"),
+            Some("32768")
+        );
     }
 
     #[test]

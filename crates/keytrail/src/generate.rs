@@ -424,8 +424,14 @@ impl Generator {
             fields.insert("expirationDate".into(), json!("2027-12-31T23:59:59Z"));
         }
         if self.rng.random_bool(0.3) {
-            fields.insert("totalResources".into(), json!(self.rng.random_range(1..500)));
-            fields.insert("maxAllowedRetrievals".into(), json!(self.rng.random_range(1..10)));
+            fields.insert(
+                "totalResources".into(),
+                json!(self.rng.random_range(1..500)),
+            );
+            fields.insert(
+                "maxAllowedRetrievals".into(),
+                json!(self.rng.random_range(1..10)),
+            );
         }
         if self.rng.random_bool(0.25) {
             let aliases: Vec<String> = (0..self.rng.random_range(1..5))
@@ -434,7 +440,10 @@ impl Generator {
             fields.insert("keyAliases".into(), json!(aliases));
         }
         if self.rng.random_bool(0.2) {
-            let words = ["rotation", "of", "the", "payments", "root", "key", "for", "region", "audit", "policy"];
+            let words = [
+                "rotation", "of", "the", "payments", "root", "key", "for", "region", "audit",
+                "policy",
+            ];
             let text: Vec<&str> = (0..self.rng.random_range(5..60))
                 .map(|_| *words.choose(&mut self.rng).unwrap_or(&"key"))
                 .collect();
@@ -495,13 +504,35 @@ impl Generator {
     /// line sizes over 250–450 bytes.
     fn securosys_details(&mut self) -> Value {
         let mut details = serde_json::Map::new();
-        let n = *[0usize, 0, 0, 1, 2, 3, 4].choose(&mut self.rng).unwrap_or(&0);
+        let n = *[0usize, 0, 0, 1, 2, 3, 4]
+            .choose(&mut self.rng)
+            .unwrap_or(&0);
         let candidates = [
             ("keyName", json!(format!("key-{}", self.hex(8)))),
-            ("algorithm", json!(*["RSA", "EC", "AES", "ED"].choose(&mut self.rng).unwrap_or(&"RSA"))),
-            ("keySize", json!(*[256, 2048, 3072, 4096].choose(&mut self.rng).unwrap_or(&2048))),
-            ("partition", json!(format!("PART-{:03}", self.rng.random_range(0..100)))),
-            ("clientIp", json!(format!("203.0.113.{}", self.rng.random_range(1..250)))),
+            (
+                "algorithm",
+                json!(
+                    *["RSA", "EC", "AES", "ED"]
+                        .choose(&mut self.rng)
+                        .unwrap_or(&"RSA")
+                ),
+            ),
+            (
+                "keySize",
+                json!(
+                    *[256, 2048, 3072, 4096]
+                        .choose(&mut self.rng)
+                        .unwrap_or(&2048)
+                ),
+            ),
+            (
+                "partition",
+                json!(format!("PART-{:03}", self.rng.random_range(0..100))),
+            ),
+            (
+                "clientIp",
+                json!(format!("203.0.113.{}", self.rng.random_range(1..250))),
+            ),
         ];
         for (name, value) in candidates.into_iter().take(n) {
             details.insert(name.into(), value);

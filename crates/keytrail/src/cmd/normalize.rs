@@ -9,6 +9,11 @@
 //! Lines are read with a bound: a line longer than the event size limit is
 //! skipped to its end without being held in memory, and reported as
 //! `too_large`.
+//!
+//! With more than one thread (`--threads`, by default one per core) the
+//! reader cuts the input into chunks of lines, workers normalize the
+//! chunks, and a writer puts their output back in input order: stdout and
+//! stderr read exactly as with one thread.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -35,6 +40,10 @@ pub struct Args {
     /// reason, throughput.
     #[arg(long)]
     pub stats: bool,
+    /// Worker threads; 0 (the default) means one per core. With 1, lines
+    /// are read, normalized and written by a single thread.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 const OUT_BUFFER_BYTES: usize = 1 << 18;
@@ -54,11 +63,33 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )),
         _ => Box::new(io::stdin().lock()),
     };
-    let stdout = io::stdout().lock();
-    let stderr = io::stderr().lock();
     let started = std::time::Instant::now();
     let mut stats = Stats::default();
-    let result = normalize_stream(input, stdout, stderr, &transforms, limit, &mut stats);
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let result = if threads > 1 {
+        // The writer thread owns the handles (a lock cannot move threads).
+        normalize_parallel(
+            input,
+            io::stdout(),
+            io::stderr(),
+            &transforms,
+            limit,
+            threads,
+            &mut stats,
+        )
+    } else {
+        normalize_stream(
+            input,
+            io::stdout().lock(),
+            io::stderr().lock(),
+            &transforms,
+            limit,
+            &mut stats,
+        )
+    };
     if args.stats {
         stats.print(started.elapsed());
     }
@@ -90,7 +121,6 @@ pub fn normalize_stream(
 ) -> Result<(), Failure> {
     let mut out = BufWriter::with_capacity(OUT_BUFFER_BYTES, out);
     let mut err = BufWriter::new(err);
-    let meta = RecordMeta::default();
     let mut line = Vec::with_capacity(1 << 12);
     let mut json = Vec::with_capacity(1 << 12);
     let mut line_no: u64 = 0;
@@ -101,31 +131,211 @@ pub fn normalize_stream(
         };
         line_no += 1;
         stats.bytes += line.len() as u64;
-        let text = line.trim_ascii();
-        if too_long {
-            stats.rejected(&DeadLetterReason::TooLarge);
-            report(&mut err, &DeadLetterReason::TooLarge, line_no)?;
-            continue;
-        }
-        if text.is_empty() {
-            continue;
-        }
-        match transforms.line(text, &meta) {
-            Ok(event) => {
-                stats.event(&event);
-                json.clear();
-                event.write_json(&mut json);
-                json.push(b'\n');
-                out.write_all(&json).map_err(Failure::Write)?;
-            }
-            Err(rejection) => {
-                stats.rejected(&rejection.reason);
-                report(&mut err, &rejection.reason, line_no)?;
-            }
-        }
+        json.clear();
+        let mut errors = Vec::new();
+        one_line(
+            transforms,
+            &line,
+            too_long,
+            line_no,
+            stats,
+            &mut json,
+            &mut errors,
+        );
+        out.write_all(&json).map_err(Failure::Write)?;
+        err.write_all(&errors).map_err(Failure::Write)?;
     }
     out.flush().map_err(Failure::Write)?;
     err.flush().map_err(Failure::Write)
+}
+
+/// One input line: its event appended to `out`, or its error to `err`.
+fn one_line(
+    transforms: &Transforms,
+    line: &[u8],
+    too_long: bool,
+    line_no: u64,
+    stats: &mut Stats,
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+) {
+    if too_long {
+        stats.rejected(&DeadLetterReason::TooLarge);
+        report(err, &DeadLetterReason::TooLarge, line_no);
+        return;
+    }
+    let text = line.trim_ascii();
+    if text.is_empty() {
+        return;
+    }
+    match transforms.line(text, &RecordMeta::default()) {
+        Ok(event) => {
+            stats.event(&event);
+            event.write_json(out);
+            out.push(b'\n');
+        }
+        Err(rejection) => {
+            stats.rejected(&rejection.reason);
+            report(err, &rejection.reason, line_no);
+        }
+    }
+}
+
+/// Input bytes per chunk handed to a worker.
+const CHUNK_BYTES: usize = 1 << 18;
+
+/// A run of consecutive input lines.
+#[derive(Default)]
+struct Chunk {
+    /// The lines' bytes, back to back.
+    data: Vec<u8>,
+    /// Per line: its end in `data`, its number, and whether it was too long.
+    lines: Vec<(usize, u64, bool)>,
+}
+
+/// A normalized chunk: what goes to stdout and stderr, and its counts.
+struct Done {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    stats: Stats,
+}
+
+/// The command's loop on `threads` workers; output in input order.
+pub fn normalize_parallel(
+    mut input: impl BufRead,
+    out: impl Write + Send,
+    err: impl Write + Send,
+    transforms: &Transforms,
+    limit: usize,
+    threads: usize,
+    stats: &mut Stats,
+) -> Result<(), Failure> {
+    use std::sync::{Arc, Mutex, mpsc};
+
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(u64, Chunk)>(threads * 2);
+    // Only the workers hold the receiver: when the output fails they stop,
+    // the receiver is dropped, and the reader's next send fails too.
+    let chunk_rx = Arc::new(Mutex::new(chunk_rx));
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Done)>(threads * 2);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            let chunk_rx = Arc::clone(&chunk_rx);
+            scope.spawn(move || {
+                loop {
+                    let next = chunk_rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    let Ok((seq, chunk)) = next else { break };
+                    let done = normalize_chunk(transforms, &chunk);
+                    if done_tx.send((seq, done)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        drop(chunk_rx);
+        let writer = scope.spawn(move || write_in_order(done_rx, out, err));
+
+        let read = read_chunks(&mut input, limit, |seq, chunk| {
+            chunk_tx.send((seq, chunk)).is_ok()
+        });
+        drop(chunk_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Failure::Write(io::Error::other("output thread panicked"))));
+        match (read, written) {
+            (Err(error), _) => Err(Failure::Read(error)),
+            (Ok(()), Err(failure)) => Err(failure),
+            (Ok(()), Ok(counts)) => {
+                stats.merge(counts);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Reads the input into chunks and hands each to `send` with its sequence
+/// number, until the input ends or `send` refuses (the output stopped).
+fn read_chunks(
+    input: &mut impl BufRead,
+    limit: usize,
+    mut send: impl FnMut(u64, Chunk) -> bool,
+) -> io::Result<()> {
+    let mut chunk = Chunk::default();
+    let mut seq = 0;
+    let mut line_no = 0;
+    let mut line = Vec::with_capacity(1 << 12);
+    loop {
+        line.clear();
+        let next = read_line(input, &mut line, limit)?;
+        if let Some(too_long) = next {
+            line_no += 1;
+            chunk.data.extend_from_slice(&line);
+            chunk.lines.push((chunk.data.len(), line_no, too_long));
+        }
+        let full = chunk.data.len() >= CHUNK_BYTES;
+        if (full || next.is_none()) && !chunk.lines.is_empty() {
+            if !send(seq, std::mem::take(&mut chunk)) {
+                return Ok(());
+            }
+            seq += 1;
+        }
+        if next.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+fn normalize_chunk(transforms: &Transforms, chunk: &Chunk) -> Done {
+    let mut done = Done {
+        out: Vec::with_capacity(chunk.data.len() + chunk.data.len() / 2),
+        err: Vec::new(),
+        stats: Stats::default(),
+    };
+    let mut start = 0;
+    for &(end, line_no, too_long) in &chunk.lines {
+        let line = chunk.data.get(start..end).unwrap_or_default();
+        done.stats.bytes += line.len() as u64;
+        one_line(
+            transforms,
+            line,
+            too_long,
+            line_no,
+            &mut done.stats,
+            &mut done.out,
+            &mut done.err,
+        );
+        start = end;
+    }
+    done
+}
+
+/// Writes finished chunks in sequence order; returns the summed counts.
+fn write_in_order(
+    done: std::sync::mpsc::Receiver<(u64, Done)>,
+    out: impl Write,
+    err: impl Write,
+) -> Result<Stats, Failure> {
+    let mut out = BufWriter::with_capacity(OUT_BUFFER_BYTES, out);
+    let mut err = BufWriter::new(err);
+    let mut waiting = BTreeMap::new();
+    let mut next = 0u64;
+    let mut stats = Stats::default();
+    for (seq, chunk) in done {
+        waiting.insert(seq, chunk);
+        while let Some(chunk) = waiting.remove(&next) {
+            out.write_all(&chunk.out).map_err(Failure::Write)?;
+            err.write_all(&chunk.err).map_err(Failure::Write)?;
+            stats.merge(chunk.stats);
+            next += 1;
+        }
+    }
+    out.flush().map_err(Failure::Write)?;
+    err.flush().map_err(Failure::Write)?;
+    Ok(stats)
 }
 
 /// Counts for `--stats`.
@@ -147,6 +357,20 @@ impl Stats {
 
     fn rejected(&mut self, reason: &DeadLetterReason) {
         *self.rejected.entry(reason.label()).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Stats) {
+        for (source, n) in other.by_source {
+            *self.by_source.entry(source).or_default() += n;
+        }
+        for (severity, n) in other.by_severity {
+            *self.by_severity.entry(severity).or_default() += n;
+        }
+        for (reason, n) in other.rejected {
+            *self.rejected.entry(reason).or_default() += n;
+        }
+        self.actionable += other.actionable;
+        self.bytes += other.bytes;
     }
 
     fn total(&self) -> u64 {
@@ -191,8 +415,9 @@ impl Stats {
     }
 }
 
-fn report(err: &mut impl Write, reason: &DeadLetterReason, line: u64) -> Result<(), Failure> {
-    writeln!(err, r#"{{"error":"{reason}","line":{line}}}"#).map_err(Failure::Write)
+fn report(err: &mut Vec<u8>, reason: &DeadLetterReason, line: u64) {
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(err, r#"{{"error":"{reason}","line":{line}}}"#);
 }
 
 /// Reads one line (without its `\n`) into `buf`, keeping at most `limit + 1`
@@ -277,6 +502,68 @@ mod tests {
             err,
             "{\"error\":\"invalid_json\",\"line\":3}\n{\"error\":\"not_an_object\",\"line\":5}\n"
         );
+    }
+
+    #[test]
+    fn threads_give_the_bytes_and_counts_of_one_thread() {
+        let args = crate::generate::Args {
+            events: 0,
+            seed: 7,
+            ibm_percent: 70.0,
+            malformed_percent: 3.0,
+            rate: 0.0,
+            kafka: None,
+            topic: String::new(),
+        };
+        // About 2 MB: several chunks, so workers finish out of order.
+        let mut input = Vec::new();
+        for (i, record) in crate::generate::Generator::new(&args)
+            .records(2000)
+            .into_iter()
+            .enumerate()
+        {
+            input.extend_from_slice(&record);
+            input.push(b'\n');
+            if i % 97 == 0 {
+                input.extend_from_slice(b"   \n");
+            }
+            if i % 501 == 0 {
+                input.extend_from_slice(&[b'x'; 3000]);
+                input.push(b'\n');
+            }
+        }
+        assert!(input.len() > 4 * CHUNK_BYTES, "spans several chunks");
+        let transforms = Transforms::build(&Config::default()).expect("default config builds");
+        let limit = 2048;
+        let (mut out1, mut err1, mut stats1) = (Vec::new(), Vec::new(), Stats::default());
+        normalize_stream(
+            &input[..],
+            &mut out1,
+            &mut err1,
+            &transforms,
+            limit,
+            &mut stats1,
+        )
+        .expect("runs");
+        let (mut out3, mut err3, mut stats3) = (Vec::new(), Vec::new(), Stats::default());
+        normalize_parallel(
+            &input[..],
+            &mut out3,
+            &mut err3,
+            &transforms,
+            limit,
+            3,
+            &mut stats3,
+        )
+        .expect("runs");
+        assert!(out1.len() > 1_000_000, "events written");
+        assert!(String::from_utf8_lossy(&err1).contains("too_large"));
+        assert!(out1 == out3, "stdout differs");
+        assert_eq!(
+            String::from_utf8_lossy(&err1),
+            String::from_utf8_lossy(&err3)
+        );
+        assert_eq!(format!("{stats1:?}"), format!("{stats3:?}"));
     }
 
     #[test]
