@@ -129,9 +129,19 @@ fn set_text(slot: &mut Option<String>, value: &str) {
 ///
 /// Also splits the TKE location into its parts.
 pub(crate) fn derive_ibm_places(event: &mut Event) {
+    let target = event.target.id.as_deref().and_then(Crn::parse);
+    // The log source's CRN only fills what the target's lacks: most target
+    // CRNs have every part, and then it is not parsed at all.
+    let complete = target.is_some_and(|crn| {
+        crn.location.is_some() && crn.account.is_some() && crn.instance.is_some()
+    });
     let crns = [
-        event.target.id.as_deref().and_then(Crn::parse),
-        event.log_source_crn.as_deref().and_then(Crn::parse),
+        target,
+        event
+            .log_source_crn
+            .as_deref()
+            .filter(|_| !complete)
+            .and_then(Crn::parse),
     ];
 
     let mut tke_region = None;
