@@ -38,8 +38,9 @@ bench: build ## Run the benches of BENCHMARKS.md on a generated corpus (criterio
 	$(KEYTRAIL) gen --events $(BENCH_EVENTS) --seed 1 > $(BENCH_CORPUS)
 	$(CARGO) build --release --locked -p keytrail-benches --bins
 	KEYTRAIL_LOOPBACK_EVENTS=$(LOOPBACK_EVENTS) $(CARGO) bench --locked -p keytrail-benches
-	hyperfine --warmup 3 --runs 20 \
+	hyperfine --warmup 3 --runs 20 -N \
 		'target/release/json_roundtrip $(BENCH_CORPUS)' \
+		'$(KEYTRAIL) normalize --threads 1 $(BENCH_CORPUS)' \
 		'$(KEYTRAIL) normalize $(BENCH_CORPUS)'
 
 lint: ## Check formatting and clippy (warnings are errors)

@@ -3,10 +3,13 @@
 //!
 //! - `transforms_to_protobuf`: records in Kafka-sized batches (1000, the
 //!   source's `batch_max_records` default) through normalize, enrich and
-//!   classify, each event converted to `keytrail.v1.Event` (what the gRPC
-//!   sink's encoder does) and packed into `ForwardRequest` batches of 500
-//!   (the sink's `batch_max_events` default), encoded with prost into a
-//!   reused buffer;
+//!   classify, each event encoded straight to protobuf bytes
+//!   (`keytrail_proto::event_bytes`, what the gRPC sink's encoder does) and
+//!   framed into `ForwardRequest` batches of 500 (the sink's
+//!   `batch_max_events` default) in a reused buffer;
+//! - `transforms_to_protobuf_via_message`: the same, converting each event
+//!   to a `keytrail.v1.Event` message first and encoding that with prost
+//!   (what the sink did before), for the ratio;
 //! - `serde_json_value_parse_only`: the same baseline as in `normalize`,
 //!   so this group reads as a ratio too.
 //!
@@ -21,7 +24,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use keytrail_core::{AckToken, Batch, RecordMeta, Transform};
-use keytrail_proto::v1;
+use keytrail_proto::{ForwardFrame, v1};
 use keytrail_transform_classify::Classifier;
 use keytrail_transform_enrich::Enricher;
 use keytrail_transform_normalize::Normalizer;
@@ -49,35 +52,50 @@ fn pipeline(c: &mut Criterion) {
         });
     });
     let mut wire = Vec::with_capacity(4 << 20);
-    group.bench_function("transforms_to_protobuf", |b| {
-        b.iter(|| {
-            let mut sequence = 0u64;
-            let mut sent = 0usize;
-            for records in lines.chunks(RECORDS_PER_BATCH) {
-                let mut batch = Batch::new(AckToken::detached());
-                batch.events.reserve(records.len());
-                for record in records {
-                    normalizer.normalize_record(record, &meta, &mut batch);
+    for direct in [true, false] {
+        let name = if direct {
+            "transforms_to_protobuf"
+        } else {
+            "transforms_to_protobuf_via_message"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut sequence = 0u64;
+                let mut sent = 0usize;
+                for records in lines.chunks(RECORDS_PER_BATCH) {
+                    let mut batch = Batch::new(AckToken::detached());
+                    batch.events.reserve(records.len());
+                    for record in records {
+                        normalizer.normalize_record(record, &meta, &mut batch);
+                    }
+                    enricher.transform(&mut batch);
+                    classifier.transform(&mut batch);
+                    for events in batch.events.chunks(EVENTS_PER_REQUEST) {
+                        sequence += 1;
+                        wire.clear();
+                        // Encoding into a Vec only fails when it cannot grow.
+                        let _ = if direct {
+                            ForwardFrame::Batch {
+                                sequence,
+                                events: events.iter().map(keytrail_proto::event_bytes).collect(),
+                            }
+                            .encode(&mut wire)
+                        } else {
+                            v1::ForwardRequest {
+                                kind: Some(v1::forward_request::Kind::Batch(v1::EventBatch {
+                                    sequence,
+                                    events: events.iter().map(v1::Event::from).collect(),
+                                })),
+                            }
+                            .encode(&mut wire)
+                        };
+                        sent += wire.len();
+                    }
                 }
-                enricher.transform(&mut batch);
-                classifier.transform(&mut batch);
-                for events in batch.events.chunks(EVENTS_PER_REQUEST) {
-                    sequence += 1;
-                    let request = v1::ForwardRequest {
-                        kind: Some(v1::forward_request::Kind::Batch(v1::EventBatch {
-                            sequence,
-                            events: events.iter().map(v1::Event::from).collect(),
-                        })),
-                    };
-                    wire.clear();
-                    // Encoding into a Vec only fails when it cannot grow.
-                    let _ = request.encode(&mut wire);
-                    sent += wire.len();
-                }
-            }
-            black_box(sent);
+                black_box(sent);
+            });
         });
-    });
+    }
     group.finish();
 }
 

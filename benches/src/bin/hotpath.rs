@@ -135,13 +135,9 @@ fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
         events += batch.events.len() as u64;
         for chunk in batch.events.chunks(500) {
             sequence += 1;
-            let request = keytrail_proto::v1::ForwardRequest {
-                kind: Some(keytrail_proto::v1::forward_request::Kind::Batch(
-                    keytrail_proto::v1::EventBatch {
-                        sequence,
-                        events: chunk.iter().map(keytrail_proto::v1::Event::from).collect(),
-                    },
-                )),
+            let request = keytrail_proto::ForwardFrame::Batch {
+                sequence,
+                events: chunk.iter().map(keytrail_proto::event_bytes).collect(),
             };
             wire.clear();
             let _ = request.encode(wire);
