@@ -193,7 +193,7 @@ pub const METRICS: &[MetricDef] = &[
         Gauge,
         Some(Unit::Count),
         &[],
-        "Partitions currently paused because the pipeline is full.",
+        "Partitions currently paused because the pipeline stayed full for pause_after_ms.",
     ),
     def(
         "keytrail_kafka_replays_total",
