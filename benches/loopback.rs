@@ -39,6 +39,11 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
 
+/// The allocator of the `keytrail` binary, so that the receiver in this
+/// process runs as `keytrail receive` would.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TOPIC: &str = "audit";
 /// The mock cluster keeps only the last few MB of each partition (older
 /// records are deleted as if by size retention), so the backlog is spread
