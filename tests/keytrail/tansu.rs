@@ -97,6 +97,19 @@ async fn tansu_broker_delivers_everything_across_a_sigkill() {
         unique().len() >= expected.len()
     })
     .await;
+    // This tansu build answers watermark queries with 1; the log end is
+    // known anyway: records were produced round-robin.
+    let per_partition = i64::try_from(records.len()).expect("few") / i64::from(partitions);
+    let end: std::collections::BTreeMap<i32, i64> =
+        (0..partitions).map(|p| (p, per_partition)).collect();
+    // Every event may already be out before the group hands the killed
+    // instance's partitions to the new one (after its session times out);
+    // the new instance must then replay them from the last commit and
+    // commit to the end. The commits are the proof, so wait for them.
+    wait_for("commits to reach the log end", TIMEOUT, || {
+        committed(&bootstrap, group, topic, partitions) == end
+    })
+    .await;
     second.terminate();
     let exit = tokio::task::spawn_blocking(move || second.0.wait().expect("exit status"));
     let exit = tokio::time::timeout(TIMEOUT, exit)
@@ -111,11 +124,6 @@ async fn tansu_broker_delivers_everything_across_a_sigkill() {
         expected.len(),
         event_ids(&events).len() - expected.len()
     );
-    // This tansu build answers watermark queries with 1; the log end is
-    // known anyway: records were produced round-robin.
-    let per_partition = i64::try_from(records.len()).expect("few") / i64::from(partitions);
-    let end: std::collections::BTreeMap<i32, i64> =
-        (0..partitions).map(|p| (p, per_partition)).collect();
     assert_eq!(
         committed(&bootstrap, group, topic, partitions),
         end,

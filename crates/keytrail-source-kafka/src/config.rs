@@ -169,6 +169,17 @@ pub enum KafkaConfigError {
     /// The pass-through table sets a property keytrail owns.
     #[error("kafka.librdkafka.\"{0}\" is set by keytrail itself; use the [kafka] key instead")]
     Owned(String),
+    /// `pause_after_ms` must stay well below librdkafka's
+    /// `max.poll.interval.ms`: the source does not poll while it waits.
+    #[error(
+        "kafka.pause_after_ms ({pause_after_ms}) must be less than half of kafka.librdkafka.\"max.poll.interval.ms\" ({max_poll_interval_ms})"
+    )]
+    PauseAfterPoll {
+        /// The configured pause delay.
+        pause_after_ms: u64,
+        /// The configured poll interval.
+        max_poll_interval_ms: u64,
+    },
     /// `[dead_letter]` needs exactly one of `topic` and `path`.
     #[error("dead_letter needs exactly one of `topic` or `path`")]
     DeadLetterTarget,
@@ -213,6 +224,20 @@ impl KafkaConfig {
             return Err(KafkaConfigError::OffsetReset(
                 self.auto_offset_reset.clone(),
             ));
+        }
+        // Until it pauses, a source whose pipeline is full does not poll
+        // the consumer; librdkafka leaves the group after
+        // max.poll.interval.ms without a poll.
+        if let Some(max_poll_interval_ms) = self
+            .librdkafka
+            .get("max.poll.interval.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            && self.pause_after_ms.saturating_mul(2) >= max_poll_interval_ms
+        {
+            return Err(KafkaConfigError::PauseAfterPoll {
+                pause_after_ms: self.pause_after_ms,
+                max_poll_interval_ms,
+            });
         }
         if let Some(owned) = self
             .librdkafka
@@ -349,6 +374,22 @@ mod tests {
         assert_eq!(props.get("enable.auto.commit"), Some("false"));
         assert_eq!(props.get("fetch.max.bytes"), Some("1048576"));
         assert_eq!(c.producer_config().get("fetch.max.bytes"), None);
+    }
+
+    #[test]
+    fn pause_after_must_stay_below_the_poll_interval() {
+        let c = config("pause_after_ms = 5000\n[librdkafka]\n\"max.poll.interval.ms\" = \"8000\"")
+            .expect("parses");
+        assert_eq!(
+            c.validate(),
+            Err(KafkaConfigError::PauseAfterPoll {
+                pause_after_ms: 5000,
+                max_poll_interval_ms: 8000
+            })
+        );
+        let c = config("pause_after_ms = 1000\n[librdkafka]\n\"max.poll.interval.ms\" = \"8000\"")
+            .expect("parses");
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -345,6 +345,10 @@ impl KafkaSource {
                 self.set_paused(false);
                 paused = lock(&self.shared.state).paused;
             }
+            if !ready {
+                // Fullness counts only while a ready batch waits for room.
+                full_since = None;
+            }
             if ready {
                 match output.try_reserve() {
                     Ok(permit) => {
@@ -358,6 +362,11 @@ impl KafkaSource {
                         if !paused && since.elapsed() >= pause_after {
                             self.set_paused(true);
                             paused = lock(&self.shared.state).paused;
+                            if !paused {
+                                // The pause failed (logged): try again after
+                                // another pause_after_ms, not in a spin.
+                                full_since = Some(tokio::time::Instant::now());
+                            }
                         }
                     }
                     Err(mpsc::error::TrySendError::Closed(())) => break,

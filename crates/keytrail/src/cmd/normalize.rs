@@ -217,6 +217,13 @@ pub fn normalize_parallel(
     // the receiver is dropped, and the reader's next send fails too.
     let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Done)>(threads * 2);
+    // Chunks between the reader and the written output: a slow chunk holds
+    // back at most this many finished ones, not the rest of the input.
+    let in_flight = threads * 4;
+    let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = permit_tx.send(());
+    }
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let done_tx = done_tx.clone();
@@ -237,22 +244,24 @@ pub fn normalize_parallel(
         }
         drop(done_tx);
         drop(chunk_rx);
-        let writer = scope.spawn(move || write_in_order(done_rx, out, err));
+        let writer = scope.spawn(move || write_in_order(done_rx, permit_tx, out, err));
 
         let read = read_chunks(&mut input, limit, |seq, chunk| {
-            chunk_tx.send((seq, chunk)).is_ok()
+            // No permit: the writer stopped.
+            permit_rx.recv().is_ok() && chunk_tx.send((seq, chunk)).is_ok()
         });
         drop(chunk_tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(Failure::Write(io::Error::other("output thread panicked"))));
+        let (counts, written) = writer.join().unwrap_or_else(|_| {
+            (
+                Stats::default(),
+                Err(Failure::Write(io::Error::other("output thread panicked"))),
+            )
+        });
+        // What was written is counted even when the run stopped early.
+        stats.merge(counts);
         match (read, written) {
             (Err(error), _) => Err(Failure::Read(error)),
-            (Ok(()), Err(failure)) => Err(failure),
-            (Ok(()), Ok(counts)) => {
-                stats.merge(counts);
-                Ok(())
-            }
+            (Ok(()), written) => written,
         }
     })
 }
@@ -270,7 +279,16 @@ fn read_chunks(
     let mut line = Vec::with_capacity(1 << 12);
     loop {
         line.clear();
-        let next = read_line(input, &mut line, limit)?;
+        let next = match read_line(input, &mut line, limit) {
+            Ok(next) => next,
+            Err(error) => {
+                // The lines read before the error still go out.
+                if !chunk.lines.is_empty() {
+                    send(seq, chunk);
+                }
+                return Err(error);
+            }
+        };
         if let Some(too_long) = next {
             line_no += 1;
             chunk.data.extend_from_slice(&line);
@@ -313,29 +331,35 @@ fn normalize_chunk(transforms: &Transforms, chunk: &Chunk) -> Done {
     done
 }
 
-/// Writes finished chunks in sequence order; returns the summed counts.
+/// Writes finished chunks in sequence order, handing a permit back to the
+/// reader for each; returns the counts of what it wrote, and how it ended.
 fn write_in_order(
     done: std::sync::mpsc::Receiver<(u64, Done)>,
+    permits: std::sync::mpsc::SyncSender<()>,
     out: impl Write,
     err: impl Write,
-) -> Result<Stats, Failure> {
+) -> (Stats, Result<(), Failure>) {
     let mut out = BufWriter::with_capacity(OUT_BUFFER_BYTES, out);
     let mut err = BufWriter::new(err);
     let mut waiting = BTreeMap::new();
     let mut next = 0u64;
     let mut stats = Stats::default();
-    for (seq, chunk) in done {
-        waiting.insert(seq, chunk);
-        while let Some(chunk) = waiting.remove(&next) {
-            out.write_all(&chunk.out).map_err(Failure::Write)?;
-            err.write_all(&chunk.err).map_err(Failure::Write)?;
-            stats.merge(chunk.stats);
-            next += 1;
+    let write = || -> Result<(), Failure> {
+        for (seq, chunk) in done {
+            waiting.insert(seq, chunk);
+            while let Some(chunk) = waiting.remove(&next) {
+                out.write_all(&chunk.out).map_err(Failure::Write)?;
+                err.write_all(&chunk.err).map_err(Failure::Write)?;
+                stats.merge(chunk.stats);
+                next += 1;
+                let _ = permits.send(());
+            }
         }
-    }
-    out.flush().map_err(Failure::Write)?;
-    err.flush().map_err(Failure::Write)?;
-    Ok(stats)
+        out.flush().map_err(Failure::Write)?;
+        err.flush().map_err(Failure::Write)
+    };
+    let result = write();
+    (stats, result)
 }
 
 /// Counts for `--stats`.
