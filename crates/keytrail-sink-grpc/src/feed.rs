@@ -48,7 +48,8 @@ impl Encoder for FeedEncoder {
     }
 }
 
-/// The feed's method path.
+/// The feed's method path (the generated client's; the end-to-end tests
+/// fail on any other).
 const FORWARD_PATH: &str = "/keytrail.v1.ForwardService/Forward";
 
 /// Runs until the input is closed and everything is resolved.
@@ -129,10 +130,9 @@ async fn stream(
             .await
             .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
         let mut request = tonic::Request::new(ReceiverStream::new(outgoing));
-        request.extensions_mut().insert(tonic::GrpcMethod::new(
-            "keytrail.v1.ForwardService",
-            "Forward",
-        ));
+        request
+            .extensions_mut()
+            .insert(tonic::GrpcMethod::new(v1::FORWARD_SERVICE_NAME, "Forward"));
         let codec = tonic_prost::ProstCodec::<ForwardFrame, v1::ForwardResponse>::default();
         client
             .streaming(
