@@ -60,10 +60,35 @@ async fn prometheus_scrapes_what_the_pipeline_counted() {
             .or_default() += 1.0;
     }
 
-    let exposition = common::get(metrics_addr, "/metrics")
-        .await
-        .expect("/metrics answers");
-    assert_eq!(exposition.status, 200);
+    // The dead-letter output and the commits run beside the sinks: their
+    // series appear once they have done their first work, which may come
+    // after the last event reached the file. Scrape until every series is
+    // there (bounded), then check that exposition.
+    let names = [
+        "keytrail_kafka_records_consumed_total",
+        "keytrail_kafka_commits_total",
+        "keytrail_stage_events_in_total",
+        "keytrail_dead_letters_total",
+    ];
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let exposition = loop {
+        let exposition = common::get(metrics_addr, "/metrics")
+            .await
+            .expect("/metrics answers");
+        assert_eq!(exposition.status, 200);
+        let missing: Vec<&str> = names
+            .into_iter()
+            .filter(|name| !exposition.body.contains(name))
+            .collect();
+        if missing.is_empty() {
+            break exposition;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing:?} missing from the exposition"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let mut check = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -84,17 +109,6 @@ async fn prometheus_scrapes_what_the_pipeline_counted() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    for name in [
-        "keytrail_kafka_records_consumed_total",
-        "keytrail_kafka_commits_total",
-        "keytrail_stage_events_in_total",
-        "keytrail_dead_letters_total",
-    ] {
-        assert!(
-            exposition.body.contains(name),
-            "{name} missing from the exposition"
-        );
-    }
 
     let data = tempfile::tempdir().expect("prometheus dir");
     let mut server = common::PrometheusProcess::start(&prometheus, data.path(), metrics_addr);
