@@ -855,9 +855,12 @@ const fn splat(byte: u8) -> u64 {
     0x0101_0101_0101_0101 * byte as u64
 }
 
-/// The offset of the first byte of `bytes[from..]` that JSON strings must
-/// escape (`"`, `\`, below 0x20), or the length: eight bytes at a time.
-fn find_escape(bytes: &[u8], from: usize) -> usize {
+/// The index of the first byte of `bytes` at or after `from` that a JSON
+/// string cannot hold as is (`"`, `\` or a control byte below 0x20), or the
+/// length; eight bytes at a time. The writer uses it to copy runs between
+/// escapes, the normalizer's reader to find the end of a string.
+#[inline]
+pub fn find_json_special(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
     while let Some(chunk) = bytes.get(at..at + 8) {
         let mut word = [0u8; 8];
@@ -890,7 +893,7 @@ fn find_escape(bytes: &[u8], from: usize) -> usize {
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = text.as_bytes();
-    let first = find_escape(bytes, 0);
+    let first = find_json_special(bytes, 0);
     if first == bytes.len() {
         // The usual case: nothing to escape, one copy.
         out.reserve(bytes.len() + 2);
@@ -902,7 +905,7 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let mut start = 0;
     loop {
-        let at = find_escape(bytes, start);
+        let at = find_json_special(bytes, start);
         out.extend_from_slice(bytes.get(start..at).unwrap_or_default());
         let Some(&b) = bytes.get(at) else {
             break;

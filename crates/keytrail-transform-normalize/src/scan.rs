@@ -23,6 +23,8 @@
 
 use std::borrow::Cow;
 
+use keytrail_core::event::find_json_special;
+
 use crate::de::{Embedded, Flag, Int, Obj, Str};
 use crate::material::is_key_material;
 use crate::raw::{
@@ -106,45 +108,12 @@ const fn splat(byte: u8) -> u64 {
     0x0101_0101_0101_0101 * byte as u64
 }
 
-/// Marks (high bit of the byte) where `chunk` holds `"`, `\` or a byte
-/// below 0x20. Only the lowest mark is exact, which is the one used.
-#[inline]
-fn special(chunk: u64) -> u64 {
-    let control = chunk.wrapping_sub(splat(0x20)) & !chunk;
-    let quote = chunk ^ splat(b'"');
-    let quote = quote.wrapping_sub(splat(1)) & !quote;
-    let backslash = chunk ^ splat(b'\\');
-    let backslash = backslash.wrapping_sub(splat(1)) & !backslash;
-    (control | quote | backslash) & splat(0x80)
-}
-
 /// Eight bytes as one little-endian word.
 #[inline]
 fn word(chunk: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(chunk);
     u64::from_le_bytes(bytes)
-}
-
-/// The index of the first `"`, `\` or control byte at or after `from`, or
-/// the length.
-#[inline]
-fn find_special(bytes: &[u8], from: usize) -> usize {
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let marks = special(word(chunk));
-        if marks != 0 {
-            return at + (marks.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    while let Some(&b) = bytes.get(at) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            break;
-        }
-        at += 1;
-    }
-    at
 }
 
 /// Marks (high bit of the byte) where `chunk` holds `"` or `\`; only the
@@ -273,7 +242,7 @@ impl<'a> Reader<'a> {
             at = if self.clean {
                 find_quote_or_backslash(self.bytes, at)
             } else {
-                find_special(self.bytes, at)
+                find_json_special(self.bytes, at)
             };
             match self.bytes.get(at) {
                 Some(b'"') => {
@@ -1017,11 +986,15 @@ mod tests {
                     if at + 3 < len {
                         bytes[at + 3] = b'"';
                     }
-                    assert_eq!(find_special(&bytes, 0), at, "{len} {at} {special}");
+                    assert_eq!(find_json_special(&bytes, 0), at, "{len} {at} {special}");
                 }
             }
             let plain = vec![0xc3; len];
-            assert_eq!(find_special(&plain, 0), len, "high bytes are not special");
+            assert_eq!(
+                find_json_special(&plain, 0),
+                len,
+                "high bytes are not special"
+            );
         }
     }
 
