@@ -21,6 +21,7 @@ use std::sync::Arc;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::details::Details;
 use crate::time::Timestamp;
 
 /// Text that is usually a catalog constant and sometimes owned (operator
@@ -484,8 +485,9 @@ pub struct Event {
     pub tke: Option<Box<TkeFacts>>,
     /// IBM reason type and failure text.
     pub reason: Option<Reason>,
-    /// Remaining per-action vendor fields, never key material.
-    pub details: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    /// Remaining per-action vendor fields, never key material; empty when
+    /// there are none.
+    pub details: Details,
     /// Operator labels from configured lookups (`team`, `env`).
     pub labels: Option<Box<BTreeMap<String, String>>>,
     /// OCSF ids.
@@ -527,7 +529,7 @@ impl Event {
             key: None,
             tke: None,
             reason: None,
-            details: None,
+            details: Details::new(),
             labels: None,
             ocsf: None,
             origin: None,
@@ -593,8 +595,8 @@ impl Serialize for Event {
         if let Some(reason) = self.reason.as_ref().filter(|r| !r.is_empty()) {
             map.serialize_entry("reason", reason)?;
         }
-        if let Some(details) = self.details.as_deref().filter(|d| !d.is_empty()) {
-            map.serialize_entry("details", details)?;
+        if !self.details.is_empty() {
+            map.serialize_entry("details", &self.details)?;
         }
         if let Some(labels) = self.labels.as_deref().filter(|l| !l.is_empty()) {
             map.serialize_entry("labels", labels)?;
@@ -718,11 +720,9 @@ impl Event {
             n.opt_str(k!("failure"), r.failure.as_deref());
             n.close();
         }
-        if let Some(details) = self.details.as_deref().filter(|d| !d.is_empty()) {
+        if !self.details.is_empty() {
             o.key(k!("details"));
-            // Free-form and rare: serde_json writes it, as it would inside
-            // the serde form.
-            let _ = serde_json::to_writer(&mut *o.out, details);
+            self.details.write_object(o.out);
         }
         if let Some(labels) = self.labels.as_deref().filter(|l| !l.is_empty()) {
             let mut n = o.object(k!("labels"));
@@ -887,49 +887,79 @@ pub fn find_json_special(bytes: &[u8], from: usize) -> usize {
     at
 }
 
-/// A JSON string with serde_json's escapes: `\"`, `\\`, the short forms
-/// `\b \t \n \f \r`, `\u00xx` (lower-case hex) for other control bytes;
-/// everything else as is.
-fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Where escaped JSON text goes: the event writer's byte buffer, or the
+/// text of [`crate::Details`]. Everything written is UTF-8.
+pub(crate) trait JsonOut {
+    /// Room for `additional` more bytes.
+    fn reserve_text(&mut self, additional: usize);
+    /// Appends text.
+    fn put(&mut self, text: &str);
+}
+
+impl JsonOut for Vec<u8> {
+    #[inline(always)]
+    fn reserve_text(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+    #[inline(always)]
+    fn put(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+}
+
+impl JsonOut for String {
+    #[inline(always)]
+    fn reserve_text(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+    #[inline(always)]
+    fn put(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+/// serde_json's escape of each control byte below 0x20: the short forms
+/// `\b \t \n \f \r`, `\u00xx` (lower-case hex) for the others.
+const CONTROL_ESCAPES: [&str; 32] = [
+    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007", "\\b",
+    "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011", "\\u0012",
+    "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017", "\\u0018", "\\u0019", "\\u001a",
+    "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+];
+
+/// A JSON string with serde_json's escapes: `\"`, `\\`, the control bytes
+/// as [`CONTROL_ESCAPES`]; everything else as is.
+pub(crate) fn write_json_str<O: JsonOut>(out: &mut O, text: &str) {
     let bytes = text.as_bytes();
     let first = find_json_special(bytes, 0);
     if first == bytes.len() {
         // The usual case: nothing to escape, one copy.
-        out.reserve(bytes.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(bytes);
-        out.push(b'"');
+        out.reserve_text(bytes.len() + 2);
+        out.put("\"");
+        out.put(text);
+        out.put("\"");
         return;
     }
-    out.push(b'"');
+    out.put("\"");
     let mut start = 0;
     loop {
         let at = find_json_special(bytes, start);
-        out.extend_from_slice(bytes.get(start..at).unwrap_or_default());
+        // Special bytes are ASCII, so `start` and `at` are char boundaries.
+        out.put(text.get(start..at).unwrap_or_default());
         let Some(&b) = bytes.get(at) else {
             break;
         };
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
+        out.put(match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            _ => CONTROL_ESCAPES
+                .get(usize::from(b))
+                .copied()
+                .unwrap_or_default(),
+        });
         start = at + 1;
     }
-    out.push(b'"');
+    out.put("\"");
 }
 
 fn entry<M: SerializeMap, T: Serialize>(
@@ -1047,12 +1077,10 @@ mod tests {
             kind: t("rt"),
             failure: t("rf"),
         });
-        let mut details = serde_json::Map::new();
-        details.insert(
-            format!("{text}k"),
-            serde_json::json!({"n": [1.5, text, null]}),
+        event.details.insert(
+            &format!("{text}k"),
+            &serde_json::json!({"n": [1.5, text, null]}),
         );
-        event.details = Some(Box::new(details));
         let mut labels = BTreeMap::new();
         labels.insert(format!("{text}team"), format!("{text}pay"));
         labels.insert("env".to_owned(), "prod".to_owned());

@@ -19,12 +19,14 @@
 pub mod batch;
 pub mod crn;
 pub mod dead_letter;
+pub mod details;
 pub mod event;
 pub mod stage;
 pub mod time;
 
 pub use batch::{AckToken, Batch, BatchStatus, RawBatch, RawRecord, RecordMeta};
 pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use details::Details;
 pub use event::{
     Actor, Category, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source, Target,
     Text, TkeFacts,

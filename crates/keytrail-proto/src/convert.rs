@@ -20,8 +20,8 @@
 use std::collections::BTreeMap;
 
 use keytrail_core::{
-    Actor, Category, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source, Target,
-    Timestamp, TkeFacts,
+    Actor, Category, Details, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source,
+    Target, Timestamp, TkeFacts,
 };
 
 use crate::v1;
@@ -84,14 +84,9 @@ impl From<&Event> for v1::Event {
             }),
             details: event
                 .details
-                .as_deref()
-                .map(|details| {
-                    details
-                        .iter()
-                        .map(|(name, value)| (name.clone(), value.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+                .iter()
+                .map(|(name, json)| (name.to_owned(), json.to_owned()))
+                .collect(),
             labels: event.labels.as_deref().cloned().unwrap_or_default(),
             ocsf: event.ocsf.map(|o| v1::Ocsf {
                 class_uid: o.class_uid,
@@ -144,7 +139,7 @@ impl TryFrom<v1::Event> for Event {
             kind: r.r#type,
             failure: r.failure,
         });
-        event.details = details_from_proto(proto.details)?;
+        event.details = details_from_proto(&proto.details)?;
         event.labels = (!proto.labels.is_empty()).then(|| Box::new(proto.labels));
         event.ocsf = proto.ocsf.map(|o| Ocsf {
             class_uid: o.class_uid,
@@ -161,22 +156,21 @@ impl TryFrom<v1::Event> for Event {
     }
 }
 
-type Details = Option<Box<serde_json::Map<String, serde_json::Value>>>;
-
-fn details_from_proto(details: BTreeMap<String, String>) -> Result<Details, ConvertError> {
-    if details.is_empty() {
-        return Ok(None);
-    }
-    let mut map = serde_json::Map::new();
+/// Each value is checked to be JSON and kept as its text.
+fn details_from_proto(details: &BTreeMap<String, String>) -> Result<Details, ConvertError> {
+    let mut out = Details::new();
     for (name, text) in details {
-        match serde_json::from_str(&text) {
-            Ok(value) => {
-                map.insert(name, value);
+        match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+            Ok(raw) => out.insert_json(name, raw.get()),
+            Err(source) => {
+                return Err(ConvertError::InvalidDetail {
+                    name: name.clone(),
+                    source,
+                });
             }
-            Err(source) => return Err(ConvertError::InvalidDetail { name, source }),
         }
     }
-    Ok(Some(Box::new(map)))
+    Ok(out)
 }
 
 fn actor_to_proto(actor: &Actor) -> v1::Actor {
@@ -459,12 +453,14 @@ pub(crate) mod tests {
             kind: Some("Forbidden".into()),
             failure: Some("no".into()),
         });
-        let mut details = serde_json::Map::new();
-        details.insert("count".into(), serde_json::json!(3));
-        details.insert("ratio".into(), serde_json::json!(0.1));
-        details.insert("nested".into(), serde_json::json!({"a": [1, "b", null]}));
-        details.insert("text".into(), serde_json::json!("quote \" and é"));
-        event.details = Some(Box::new(details));
+        event.details.insert("count", &serde_json::json!(3));
+        event.details.insert("ratio", &serde_json::json!(0.1));
+        event
+            .details
+            .insert("nested", &serde_json::json!({"a": [1, "b", null]}));
+        event
+            .details
+            .insert("text", &serde_json::json!("quote \" and é"));
         event.labels = Some(Box::new(BTreeMap::from([("team".into(), "crypto".into())])));
         event.ocsf = Some(Ocsf {
             class_uid: 6003,

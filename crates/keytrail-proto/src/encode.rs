@@ -290,16 +290,10 @@ impl Fields for EventFields<'_> {
         if let Some(reason) = &e.reason {
             message(out, 26, reason);
         }
-        if let Some(details) = &e.details {
-            // serde_json's map is ordered by key, as the protobuf's BTreeMap.
-            // Each value travels as its compact JSON text.
-            let mut text = Vec::new();
-            for (name, value) in details.iter() {
-                text.clear();
-                // Writing JSON into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut text, value);
-                message(out, 27, &Entry(name.as_bytes(), &text));
-            }
+        // Ordered by name, as the protobuf's BTreeMap; each value travels
+        // as its compact JSON text, which is how `Details` keeps it.
+        for (name, json) in e.details.iter() {
+            message(out, 27, &Entry(name.as_bytes(), json.as_bytes()));
         }
         if let Some(labels) = &e.labels {
             for (name, value) in labels.iter() {
@@ -462,10 +456,8 @@ mod tests {
             (String::new(), "v".into()),
             ("k".into(), String::new()),
         ])));
-        let mut details = serde_json::Map::new();
-        details.insert(String::new(), serde_json::json!(""));
-        details.insert("z".into(), serde_json::json!([]));
-        event.details = Some(Box::new(details));
+        event.details.insert("", &serde_json::json!(""));
+        event.details.insert("z", &serde_json::json!([]));
         event.ocsf = Some(Ocsf {
             class_uid: 0,
             category_uid: 0,

@@ -392,9 +392,7 @@ mod tests {
             partition: 3,
             offset: 7,
         });
-        let mut details = serde_json::Map::new();
-        details.insert("keyType".into(), serde_json::json!("root"));
-        event.details = Some(Box::new(details));
+        event.details.insert("keyType", &serde_json::json!("root"));
 
         let record = log_record(&event);
         assert_eq!(record.time_unix_nano, 1_774_375_218_936_000_000);

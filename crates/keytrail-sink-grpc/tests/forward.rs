@@ -42,9 +42,7 @@ fn event(i: usize) -> Event {
     event.severity = Severity::ALL[i % Severity::ALL.len()];
     event.actor.user = Some(format!("user-{}", i % 7));
     event.message = Some("create key".into());
-    let mut details = serde_json::Map::new();
-    details.insert("n".into(), serde_json::json!(i));
-    event.details = Some(Box::new(details));
+    event.details.insert("n", &serde_json::json!(i));
     event.origin = Some(Origin {
         topic: Arc::from("audit"),
         partition: (i % PARTITIONS) as i32,

@@ -149,25 +149,17 @@ pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejec
         event.instance_id = Some(instance);
     }
 
-    let mut details = serde_json::Map::new();
     if let Some(request) = request {
-        take_request(&mut event, request, &mut details);
+        take_request(&mut event, request);
     }
     if let Some(response) = response {
-        take_response(&mut event, response, &mut details);
-    }
-    if !details.is_empty() {
-        event.details = Some(Box::new(details));
+        take_response(&mut event, response);
     }
     Ok(event)
 }
 
 /// Contract fields of `requestData`; the rest goes to `details`.
-fn take_request(
-    event: &mut Event,
-    mut data: Data,
-    details: &mut serde_json::Map<String, serde_json::Value>,
-) {
+fn take_request(event: &mut Event, mut data: Data) {
     if let Some(kind) = data.key_type.take() {
         event.key_mut().kind = Some(kind);
     }
@@ -192,15 +184,11 @@ fn take_request(
         tke.signature_threshold = data.signature_threshold.take();
         tke.revocation_signature_threshold = data.revocation_signature_threshold.take();
     }
-    data.into_details(details);
+    data.into_details(&mut event.details);
 }
 
 /// Contract fields of `responseData`; the rest goes to `details`.
-fn take_response(
-    event: &mut Event,
-    mut data: Data,
-    details: &mut serde_json::Map<String, serde_json::Value>,
-) {
+fn take_response(event: &mut Event, mut data: Data) {
     let state = data
         .key_state
         .take()
@@ -233,7 +221,7 @@ fn take_response(
     if let Some(pattern) = data.verification_pattern.take() {
         event.tke_mut().verification_pattern = Some(pattern);
     }
-    data.into_details(details);
+    data.into_details(&mut event.details);
 }
 
 impl Context<'_> {

@@ -199,16 +199,20 @@ pub(crate) struct Data {
     pub initial_value: Option<Box<Data>>,
     pub new_value: Option<Box<Data>>,
     pub event_ack: Option<Box<Data>>,
-    /// Every other field, in order, key material removed.
-    pub extras: serde_json::Map<String, serde_json::Value>,
+    /// Every other field, key material removed.
+    pub extras: keytrail_core::Details,
 }
 
 impl Data {
     /// What is left after the contract fields were taken: typed fields the
     /// event did not use (under their vendor names), the nested objects'
     /// leftovers, and the untyped extras. This is what goes to `details`.
-    pub fn into_details(self, details: &mut serde_json::Map<String, serde_json::Value>) {
-        use serde_json::Value;
+    ///
+    /// The extras' buffer becomes the event's when it has none yet; the
+    /// fields added to it are never among the extras (every vendor name of
+    /// a typed field has its row in [`Data::read_field`]).
+    pub fn into_details(self, details: &mut keytrail_core::Details) {
+        let mut own = self.extras;
         let text = [
             ("requestURI", self.request_uri),
             ("instanceID", self.instance_id),
@@ -225,7 +229,7 @@ impl Data {
         ];
         for (name, value) in text {
             if let Some(value) = value {
-                details.insert(name.to_owned(), Value::String(value));
+                own.insert_str(name, &value);
             }
         }
         let numbers = [
@@ -237,15 +241,15 @@ impl Data {
         ];
         for (name, value) in numbers {
             if let Some(value) = value {
-                details.insert(name.to_owned(), Value::from(value));
+                own.insert_int(name, value);
             }
         }
         match self.key_state {
             Some(KeyState::Code(code)) => {
-                details.insert("keyState".to_owned(), Value::from(code));
+                own.insert_int("keyState", code);
             }
             Some(KeyState::Name(name)) => {
-                details.insert("keyState".to_owned(), Value::String(name));
+                own.insert_str("keyState", &name);
             }
             None => {}
         }
@@ -256,14 +260,14 @@ impl Data {
         ];
         for (name, data) in nested {
             if let Some(data) = data {
-                let mut inner = serde_json::Map::new();
+                let mut inner = keytrail_core::Details::new();
                 data.into_details(&mut inner);
                 if !inner.is_empty() {
-                    details.insert(name.to_owned(), Value::Object(inner));
+                    own.insert_json(name, &inner.to_object_json());
                 }
             }
         }
-        details.extend(self.extras);
+        details.append(own);
     }
 }
 
@@ -304,8 +308,13 @@ pub(crate) trait DataFields<'a> {
     fn nested(&mut self) -> Result<Option<Box<Data>>, Self::Error>;
     /// A value nobody reads (key material).
     fn skip(&mut self) -> Result<(), Self::Error>;
-    /// Any other value, whole, as a JSON tree.
-    fn value(&mut self) -> Result<serde_json::Value, Self::Error>;
+    /// Any other value, whole, into `details` under `name`: key material
+    /// removed at any depth, an empty string dropped.
+    fn detail(
+        &mut self,
+        name: &str,
+        details: &mut keytrail_core::Details,
+    ) -> Result<(), Self::Error>;
 }
 
 impl Data {
@@ -344,13 +353,7 @@ impl Data {
             "newValue" => self.new_value = from.nested()?,
             "eventAckData" => self.event_ack = from.nested()?,
             name if is_key_material(name) => from.skip()?,
-            _ => {
-                let mut value = from.value()?;
-                crate::material::scrub(&mut value);
-                if value.as_str() != Some("") {
-                    self.extras.insert(key.to_owned(), value);
-                }
-            }
+            _ => from.detail(key, &mut self.extras)?,
         }
         Ok(())
     }
@@ -373,25 +376,24 @@ impl<'de, A: MapAccess<'de>> DataFields<'de> for SerdeFields<'_, A> {
     fn skip(&mut self) -> Result<(), A::Error> {
         self.0.next_value::<IgnoredAny>().map(|_| ())
     }
-    fn value(&mut self) -> Result<serde_json::Value, A::Error> {
-        self.0.next_value()
+    fn detail(&mut self, name: &str, details: &mut keytrail_core::Details) -> Result<(), A::Error> {
+        keep(details, name, self.0.next_value()?);
+        Ok(())
+    }
+}
+
+/// Keeps one `details` field (not key material: the caller skipped those),
+/// scrubbed; an empty string is dropped.
+pub(crate) fn keep(details: &mut keytrail_core::Details, name: &str, mut value: serde_json::Value) {
+    crate::material::scrub(&mut value);
+    if value.as_str() != Some("") {
+        details.insert(name, &value);
     }
 }
 
 /// Securosys `details`: kept whole, key material removed.
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Details(pub serde_json::Map<String, serde_json::Value>);
-
-impl Details {
-    /// Keeps one field (not key material: the caller skipped those),
-    /// scrubbed; an empty string is dropped.
-    pub(crate) fn keep(&mut self, key: &str, mut value: serde_json::Value) {
-        crate::material::scrub(&mut value);
-        if value.as_str() != Some("") {
-            self.0.insert(key.to_owned(), value);
-        }
-    }
-}
+pub(crate) struct Details(pub keytrail_core::Details);
 
 impl<'de> Deserialize<'de> for Details {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -407,7 +409,7 @@ impl<'de> Deserialize<'de> for Details {
                     if is_key_material(&key) {
                         map.next_value::<IgnoredAny>()?;
                     } else {
-                        out.keep(&key, map.next_value()?);
+                        keep(&mut out.0, &key, map.next_value()?);
                     }
                 }
                 Ok(out)

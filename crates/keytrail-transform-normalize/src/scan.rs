@@ -23,13 +23,12 @@
 
 use std::borrow::Cow;
 
+use keytrail_core::Details;
 use keytrail_core::event::find_json_special;
 
 use crate::de::{Embedded, Flag, Int, Obj, Str};
 use crate::material::is_key_material;
-use crate::raw::{
-    Credential, Data, DataFields, Details, Host, Initiator, ReasonRaw, TargetRaw, Top,
-};
+use crate::raw::{self, Credential, Data, DataFields, Host, Initiator, ReasonRaw, TargetRaw, Top};
 
 /// The reader leaves this text to serde_json (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -588,13 +587,72 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Any value whole, as serde_json builds it (for `details`).
-    fn json_value(&mut self) -> Result<serde_json::Value> {
+    /// A `details` value into `details` under `name`, as the compact JSON
+    /// serde_json would write for it: its text as it is when it already is
+    /// that ([`Reader::skip_plain`]), else parsed, scrubbed of key material
+    /// and written back. An empty string is dropped.
+    fn detail(&mut self, name: &str, details: &mut Details) -> Result<()> {
         self.ws();
         let start = self.pos;
-        self.skip()?;
+        let plain = self.skip_plain()?;
         let text = self.text.get(start..self.pos).ok_or(Fallback)?;
-        serde_json::from_str(text).map_err(|_| Fallback)
+        if plain {
+            if text != "\"\"" {
+                details.insert_json(name, text);
+            }
+        } else {
+            let value = serde_json::from_str(text).map_err(|_| Fallback)?;
+            raw::keep(details, name, value);
+        }
+        Ok(())
+    }
+
+    /// Skips a value, validating it; true when its text is what serde_json
+    /// writes for it and scrubbing cannot change it: a string without
+    /// escapes, an integer serde_json keeps as one, a literal, or an array
+    /// of these without whitespace.
+    fn skip_plain(&mut self) -> Result<bool> {
+        match self.peek().ok_or(Fallback)? {
+            b'"' => {
+                self.pos += 1;
+                Ok(!self.string()?.escaped)
+            }
+            b'-' | b'0'..=b'9' => {
+                let (text, integral) = self.number()?;
+                // 18 digits always fit in an i64; serde_json reads `-0`
+                // and integers past 64 bits as floats.
+                Ok(integral && !text.starts_with("-0") && text.len() <= 18)
+            }
+            b'[' => {
+                self.enter()?;
+                let mut plain = true;
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    return Ok(true);
+                }
+                loop {
+                    let before = self.pos;
+                    self.ws();
+                    plain &= self.pos == before;
+                    plain &= self.skip_plain()?;
+                    let after = self.pos;
+                    self.ws();
+                    plain &= self.pos == after;
+                    match self.peek() {
+                        Some(b',') => self.pos += 1,
+                        Some(b']') => {
+                            self.pos += 1;
+                            self.depth -= 1;
+                            return Ok(plain);
+                        }
+                        _ => return Err(Fallback),
+                    }
+                }
+            }
+            b'{' => self.skip().map(|()| false),
+            first => self.literal_value(first).map(|_| true),
+        }
     }
 
     /// An IBM `requestData`/`responseData` object, at its `{`.
@@ -611,19 +669,19 @@ impl<'a> Reader<'a> {
     }
 
     /// A Securosys `details` object, at its `{`.
-    fn details(&mut self) -> Result<Details> {
-        let mut details = Details::default();
+    fn details(&mut self) -> Result<raw::Details> {
+        let mut details = Details::new();
         let mut key = self.first_key()?;
         while let Some(raw) = key {
             let name = self.name(raw)?;
             if is_key_material(name) {
                 self.skip()?;
             } else {
-                details.keep(name, self.json_value()?);
+                self.detail(name, &mut details)?;
             }
             key = self.next_key()?;
         }
-        Ok(details)
+        Ok(raw::Details(details))
     }
 
     /// Every field of [`Top`], at its `{`. Text fields share one call
@@ -815,8 +873,8 @@ impl<'a> DataFields<'a> for Reader<'a> {
         Reader::skip(self)
     }
 
-    fn value(&mut self) -> Result<serde_json::Value> {
-        self.json_value()
+    fn detail(&mut self, name: &str, details: &mut Details) -> Result<()> {
+        Reader::detail(self, name, details)
     }
 }
 
@@ -1127,6 +1185,46 @@ mod tests {
             r#"{"x":tru}"#,
         ] {
             assert_eq!(top(text, 2).err(), Some(Fallback), "{text}");
+        }
+    }
+
+    #[test]
+    fn details_text_is_what_serde_json_writes() {
+        // Each value either copied as it is or parsed and written back:
+        // the text must be the same either way.
+        let values = [
+            r#""plain""#,
+            r#""""#,
+            r#""esc\/aped\u00e9\n""#,
+            "0",
+            "-12",
+            "123456789012345678",
+            "1234567890123456789",
+            "18446744073709551616",
+            "-0",
+            "1.50",
+            "1e3",
+            "true",
+            "null",
+            "[]",
+            r#"["a",1,false,null,[2]]"#,
+            r#"[ "a" ,1 ]"#,
+            r#"["a\"",-0]"#,
+            r#"[1.0]"#,
+            r#"{"z":1,"a":"","payload":"k","n":{"iv":1,"b":[]}}"#,
+            r#"[{"plaintext":"p"}]"#,
+        ];
+        for value in values {
+            let securosys = format!(r#"{{"details":{{"x":{value},"iv":1}}}}"#);
+            let ibm = format!(r#"{{"requestData":{{"x":{value},"keyId":"k"}}}}"#);
+            for text in [securosys, ibm] {
+                let fast = top(&text, 64);
+                // `\u` escapes are always the fallback's.
+                assert_eq!(fast.is_err(), value.contains("\\u"), "{text}");
+                if let Ok(fast) = fast {
+                    assert_eq!(Some(fast), reference(&text), "{text}");
+                }
+            }
         }
     }
 

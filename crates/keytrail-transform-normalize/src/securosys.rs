@@ -41,12 +41,9 @@ pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejec
     event.target.id = top.resource.owned();
     event.target.api_url = top.api_url.owned();
     event.event_id = top.id.trimmed();
-    event.details = top
-        .details
-        .0
-        .take()
-        .filter(|d| !d.0.is_empty())
-        .map(|d| Box::new(d.0));
+    if let Some(details) = top.details.0.take() {
+        event.details = details.0;
+    }
     ctx.apply_meta(&mut event);
     Ok(event)
 }
