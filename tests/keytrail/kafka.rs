@@ -96,7 +96,7 @@ impl Seen {
             delivered.push((
                 origin.partition,
                 origin.offset,
-                e.event_id.clone().unwrap_or_default(),
+                e.event_id.as_deref().unwrap_or_default().to_owned(),
             ));
         }
     }

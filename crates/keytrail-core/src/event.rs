@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
@@ -252,28 +253,28 @@ impl Severity {
 pub struct Actor {
     /// Securosys `user`; IBM `initiator.name`, else `initiator.id`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<CompactString>,
     /// IBM `initiator.id`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<CompactString>,
     /// Securosys `role`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<CompactString>,
     /// Securosys `provider`; IBM `initiator.credential.type`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+    pub provider: Option<CompactString>,
     /// IBM `initiator.host.address`, trimmed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<CompactString>,
     /// IBM `initiator.host.agent`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<CompactString>,
     /// Securosys `session_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<CompactString>,
     /// The TLS certificate fingerprint of a KMIP-for-VMware initiator.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_fingerprint: Option<String>,
+    pub cert_fingerprint: Option<CompactString>,
 }
 
 impl Actor {
@@ -288,16 +289,16 @@ impl Actor {
 pub struct Target {
     /// IBM `target.id` (a CRN); Securosys `resource`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<CompactString>,
     /// IBM `target.name`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
     /// IBM `target.typeURI`.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<CompactString>,
     /// Securosys `api_url`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
+    pub api_url: Option<CompactString>,
 }
 
 impl Target {
@@ -312,10 +313,10 @@ impl Target {
 pub struct KeyFacts {
     /// `responseData.keyId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<CompactString>,
     /// `requestData.keyType`.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<CompactString>,
     /// The key state as a name (`active`, `destroyed`, `dek_enabled`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<Text>,
@@ -330,19 +331,19 @@ pub struct KeyFacts {
     pub previous_state_code: Option<i64>,
     /// `responseData.keyVersionId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
+    pub version_id: Option<CompactString>,
     /// `responseData.rewrappedKeyVersionId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rewrapped_version_id: Option<String>,
+    pub rewrapped_version_id: Option<CompactString>,
     /// `responseData.keyVersionCreationDate`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version_created: Option<String>,
+    pub version_created: Option<CompactString>,
     /// `requestData.newValue.keyRingId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_ring_id: Option<String>,
+    pub key_ring_id: Option<CompactString>,
     /// `requestData.initialValue.keyRingId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_key_ring_id: Option<String>,
+    pub previous_key_ring_id: Option<CompactString>,
 }
 
 impl KeyFacts {
@@ -357,10 +358,10 @@ impl KeyFacts {
 pub struct TkeFacts {
     /// `requestData.location` as sent: `[us-east].[AZ2-CSSTAG2].[03].[22]`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
+    pub location: Option<CompactString>,
     /// Second bracket of the location.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub availability_zone: Option<String>,
+    pub availability_zone: Option<CompactString>,
     /// Third bracket of the location.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hsm_index: Option<u32>,
@@ -369,7 +370,7 @@ pub struct TkeFacts {
     pub domain_index: Option<u32>,
     /// `requestData.adminId`: hash of the administrator's signature key.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_id: Option<String>,
+    pub admin_id: Option<CompactString>,
     /// `requestData.signatureThreshold`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_threshold: Option<i64>,
@@ -378,7 +379,7 @@ pub struct TkeFacts {
     pub revocation_signature_threshold: Option<i64>,
     /// `responseData.verificationPattern`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verification_pattern: Option<String>,
+    pub verification_pattern: Option<CompactString>,
 }
 
 impl TkeFacts {
@@ -393,10 +394,10 @@ impl TkeFacts {
 pub struct Reason {
     /// `reason.reasonType` (`Forbidden`).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<CompactString>,
     /// `reason.reasonForFailure`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<String>,
+    pub failure: Option<CompactString>,
 }
 
 impl Reason {
@@ -440,9 +441,9 @@ pub struct Event {
     /// Emitting product.
     pub source: Source,
     /// Canonical action name (IBM: the current name).
-    pub action: String,
+    pub action: CompactString,
     /// The historical IBM name as received, when it was translated.
-    pub legacy_action: Option<String>,
+    pub legacy_action: Option<CompactString>,
     /// Catalog description of the action.
     pub description: Option<Text>,
     /// Unified family.
@@ -454,25 +455,25 @@ pub struct Event {
     /// Normalized severity; `severity_id` is derived from it.
     pub severity: Severity,
     /// The vendor's own level or severity, as sent.
-    pub vendor_severity: Option<String>,
+    pub vendor_severity: Option<CompactString>,
     /// True when an operations team should alert on it.
     pub actionable: bool,
     /// What the operator should check, for actionable events.
     pub remediation: Option<Text>,
     /// IBM `correlationId` / `correlationID`.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<CompactString>,
     /// IBM `requestData.requestURI`.
-    pub request_uri: Option<String>,
+    pub request_uri: Option<CompactString>,
     /// IBM service instance.
-    pub instance_id: Option<String>,
+    pub instance_id: Option<CompactString>,
     /// IBM region.
-    pub region: Option<String>,
+    pub region: Option<CompactString>,
     /// IBM account.
-    pub account_id: Option<String>,
+    pub account_id: Option<CompactString>,
     /// IBM `message` (human-readable summary).
-    pub message: Option<String>,
+    pub message: Option<CompactString>,
     /// The event's own unique id when it has one (IBM `id`).
-    pub event_id: Option<String>,
+    pub event_id: Option<CompactString>,
     /// IBM `dataEvent`.
     pub data_event: Option<bool>,
     /// Who acted.
@@ -495,13 +496,13 @@ pub struct Event {
     /// Kafka origin.
     pub origin: Option<Origin>,
     /// IBM `logSourceCRN`, kept for enrichment; not part of the output.
-    pub log_source_crn: Option<String>,
+    pub log_source_crn: Option<CompactString>,
 }
 
 impl Event {
     /// An event with the given time, source and action and every other
     /// field empty: the starting point of a vendor parser.
-    pub fn new(time: Timestamp, source: Source, action: String) -> Event {
+    pub fn new(time: Timestamp, source: Source, action: CompactString) -> Event {
         Event {
             time,
             time_inferred: false,
@@ -1010,11 +1011,11 @@ mod tests {
 
     /// Every field set, with text that needs every kind of escape.
     fn full_event(text: &str) -> Event {
-        let t = |suffix: &str| Some(format!("{text}{suffix}"));
+        let t = |suffix: &str| Some(compact_str::format_compact!("{text}{suffix}"));
         let mut event = Event::new(
             Timestamp::from_millis(1_774_375_218_936),
             Source::IbmHpcs,
-            format!("hs-crypto.{text}"),
+            compact_str::format_compact!("hs-crypto.{text}"),
         );
         event.time_inferred = true;
         event.legacy_action = t("legacy");
@@ -1126,9 +1127,9 @@ mod tests {
             let mut minimal = Event::new(
                 Timestamp::from_millis(-1),
                 Source::SecurosysKm,
-                text.clone(),
+                text.as_str().into(),
             );
-            minimal.actor.user = Some(text.clone());
+            minimal.actor.user = Some(text.as_str().into());
             for event in [&full, &minimal] {
                 let mut direct = Vec::new();
                 event.write_json(&mut direct);

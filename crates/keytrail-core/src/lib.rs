@@ -25,6 +25,7 @@ pub mod stage;
 pub mod time;
 
 pub use batch::{AckToken, Batch, BatchStatus, RawBatch, RawRecord, RecordMeta};
+pub use compact_str::CompactString;
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use details::Details;
 pub use event::{

@@ -56,31 +56,31 @@ impl From<&Event> for v1::Event {
             time_unix_ms: event.time.as_millis(),
             time_inferred: event.time_inferred,
             source: source_to_proto(event.source) as i32,
-            action: event.action.clone(),
-            legacy_action: event.legacy_action.clone(),
+            action: event.action.to_string(),
+            legacy_action: text(event.legacy_action.as_deref()),
             description: event.description.as_deref().map(str::to_owned),
             category: category_to_proto(event.category) as i32,
             outcome: outcome_to_proto(event.outcome) as i32,
             status_code: event.status_code,
             severity: severity_to_proto(event.severity) as i32,
-            vendor_severity: event.vendor_severity.clone(),
+            vendor_severity: text(event.vendor_severity.as_deref()),
             actionable: event.actionable,
             remediation: event.remediation.as_deref().map(str::to_owned),
-            correlation_id: event.correlation_id.clone(),
-            request_uri: event.request_uri.clone(),
-            instance_id: event.instance_id.clone(),
-            region: event.region.clone(),
-            account_id: event.account_id.clone(),
-            message: event.message.clone(),
-            event_id: event.event_id.clone(),
+            correlation_id: text(event.correlation_id.as_deref()),
+            request_uri: text(event.request_uri.as_deref()),
+            instance_id: text(event.instance_id.as_deref()),
+            region: text(event.region.as_deref()),
+            account_id: text(event.account_id.as_deref()),
+            message: text(event.message.as_deref()),
+            event_id: text(event.event_id.as_deref()),
             data_event: event.data_event,
             actor: (!event.actor.is_empty()).then(|| actor_to_proto(&event.actor)),
             target: (!event.target.is_empty()).then(|| target_to_proto(&event.target)),
             key: event.key.as_deref().map(key_to_proto),
             tke: event.tke.as_deref().map(tke_to_proto),
             reason: event.reason.as_ref().map(|r| v1::Reason {
-                r#type: r.kind.clone(),
-                failure: r.failure.clone(),
+                r#type: text(r.kind.as_deref()),
+                failure: text(r.failure.as_deref()),
             }),
             details: event
                 .details
@@ -111,33 +111,33 @@ impl TryFrom<v1::Event> for Event {
         let mut event = Event::new(
             Timestamp::from_millis(proto.time_unix_ms),
             source,
-            proto.action,
+            proto.action.into(),
         );
         event.time_inferred = proto.time_inferred;
-        event.legacy_action = proto.legacy_action;
+        event.legacy_action = proto.legacy_action.map(Into::into);
         event.description = proto.description.map(Into::into);
         event.category = category_from_proto(proto.category)?;
         event.outcome = outcome_from_proto(proto.outcome)?;
         event.status_code = proto.status_code;
         event.severity = severity_from_proto(proto.severity)?;
-        event.vendor_severity = proto.vendor_severity;
+        event.vendor_severity = proto.vendor_severity.map(Into::into);
         event.actionable = proto.actionable;
         event.remediation = proto.remediation.map(Into::into);
-        event.correlation_id = proto.correlation_id;
-        event.request_uri = proto.request_uri;
-        event.instance_id = proto.instance_id;
-        event.region = proto.region;
-        event.account_id = proto.account_id;
-        event.message = proto.message;
-        event.event_id = proto.event_id;
+        event.correlation_id = proto.correlation_id.map(Into::into);
+        event.request_uri = proto.request_uri.map(Into::into);
+        event.instance_id = proto.instance_id.map(Into::into);
+        event.region = proto.region.map(Into::into);
+        event.account_id = proto.account_id.map(Into::into);
+        event.message = proto.message.map(Into::into);
+        event.event_id = proto.event_id.map(Into::into);
         event.data_event = proto.data_event;
         event.actor = proto.actor.map(actor_from_proto).unwrap_or_default();
         event.target = proto.target.map(target_from_proto).unwrap_or_default();
         event.key = proto.key.map(|k| Box::new(key_from_proto(k)));
         event.tke = proto.tke.map(|t| Box::new(tke_from_proto(t)));
         event.reason = proto.reason.map(|r| Reason {
-            kind: r.r#type,
-            failure: r.failure,
+            kind: r.r#type.map(Into::into),
+            failure: r.failure.map(Into::into),
         });
         event.details = details_from_proto(&proto.details)?;
         event.labels = (!proto.labels.is_empty()).then(|| Box::new(proto.labels));
@@ -175,103 +175,108 @@ fn details_from_proto(details: &BTreeMap<String, String>) -> Result<Details, Con
 
 fn actor_to_proto(actor: &Actor) -> v1::Actor {
     v1::Actor {
-        user: actor.user.clone(),
-        id: actor.id.clone(),
-        role: actor.role.clone(),
-        provider: actor.provider.clone(),
-        ip: actor.ip.clone(),
-        user_agent: actor.user_agent.clone(),
-        session_id: actor.session_id.clone(),
-        cert_fingerprint: actor.cert_fingerprint.clone(),
+        user: text(actor.user.as_deref()),
+        id: text(actor.id.as_deref()),
+        role: text(actor.role.as_deref()),
+        provider: text(actor.provider.as_deref()),
+        ip: text(actor.ip.as_deref()),
+        user_agent: text(actor.user_agent.as_deref()),
+        session_id: text(actor.session_id.as_deref()),
+        cert_fingerprint: text(actor.cert_fingerprint.as_deref()),
     }
+}
+
+/// An owned protobuf string of an event field.
+fn text(field: Option<&str>) -> Option<String> {
+    field.map(str::to_owned)
 }
 
 fn actor_from_proto(actor: v1::Actor) -> Actor {
     Actor {
-        user: actor.user,
-        id: actor.id,
-        role: actor.role,
-        provider: actor.provider,
-        ip: actor.ip,
-        user_agent: actor.user_agent,
-        session_id: actor.session_id,
-        cert_fingerprint: actor.cert_fingerprint,
+        user: actor.user.map(Into::into),
+        id: actor.id.map(Into::into),
+        role: actor.role.map(Into::into),
+        provider: actor.provider.map(Into::into),
+        ip: actor.ip.map(Into::into),
+        user_agent: actor.user_agent.map(Into::into),
+        session_id: actor.session_id.map(Into::into),
+        cert_fingerprint: actor.cert_fingerprint.map(Into::into),
     }
 }
 
 fn target_to_proto(target: &Target) -> v1::Target {
     v1::Target {
-        id: target.id.clone(),
-        name: target.name.clone(),
-        r#type: target.kind.clone(),
-        api_url: target.api_url.clone(),
+        id: text(target.id.as_deref()),
+        name: text(target.name.as_deref()),
+        r#type: text(target.kind.as_deref()),
+        api_url: text(target.api_url.as_deref()),
     }
 }
 
 fn target_from_proto(target: v1::Target) -> Target {
     Target {
-        id: target.id,
-        name: target.name,
-        kind: target.r#type,
-        api_url: target.api_url,
+        id: target.id.map(Into::into),
+        name: target.name.map(Into::into),
+        kind: target.r#type.map(Into::into),
+        api_url: target.api_url.map(Into::into),
     }
 }
 
 fn key_to_proto(key: &KeyFacts) -> v1::Key {
     v1::Key {
-        id: key.id.clone(),
-        r#type: key.kind.clone(),
+        id: text(key.id.as_deref()),
+        r#type: text(key.kind.as_deref()),
         state: key.state.as_deref().map(str::to_owned),
         state_code: key.state_code,
         previous_state: key.previous_state.as_deref().map(str::to_owned),
         previous_state_code: key.previous_state_code,
-        version_id: key.version_id.clone(),
-        rewrapped_version_id: key.rewrapped_version_id.clone(),
-        version_created: key.version_created.clone(),
-        key_ring_id: key.key_ring_id.clone(),
-        previous_key_ring_id: key.previous_key_ring_id.clone(),
+        version_id: text(key.version_id.as_deref()),
+        rewrapped_version_id: text(key.rewrapped_version_id.as_deref()),
+        version_created: text(key.version_created.as_deref()),
+        key_ring_id: text(key.key_ring_id.as_deref()),
+        previous_key_ring_id: text(key.previous_key_ring_id.as_deref()),
     }
 }
 
 fn key_from_proto(key: v1::Key) -> KeyFacts {
     KeyFacts {
-        id: key.id,
-        kind: key.r#type,
+        id: key.id.map(Into::into),
+        kind: key.r#type.map(Into::into),
         state: key.state.map(Into::into),
         state_code: key.state_code,
         previous_state: key.previous_state.map(Into::into),
         previous_state_code: key.previous_state_code,
-        version_id: key.version_id,
-        rewrapped_version_id: key.rewrapped_version_id,
-        version_created: key.version_created,
-        key_ring_id: key.key_ring_id,
-        previous_key_ring_id: key.previous_key_ring_id,
+        version_id: key.version_id.map(Into::into),
+        rewrapped_version_id: key.rewrapped_version_id.map(Into::into),
+        version_created: key.version_created.map(Into::into),
+        key_ring_id: key.key_ring_id.map(Into::into),
+        previous_key_ring_id: key.previous_key_ring_id.map(Into::into),
     }
 }
 
 fn tke_to_proto(tke: &TkeFacts) -> v1::Tke {
     v1::Tke {
-        location: tke.location.clone(),
-        availability_zone: tke.availability_zone.clone(),
+        location: text(tke.location.as_deref()),
+        availability_zone: text(tke.availability_zone.as_deref()),
         hsm_index: tke.hsm_index,
         domain_index: tke.domain_index,
-        admin_id: tke.admin_id.clone(),
+        admin_id: text(tke.admin_id.as_deref()),
         signature_threshold: tke.signature_threshold,
         revocation_signature_threshold: tke.revocation_signature_threshold,
-        verification_pattern: tke.verification_pattern.clone(),
+        verification_pattern: text(tke.verification_pattern.as_deref()),
     }
 }
 
 fn tke_from_proto(tke: v1::Tke) -> TkeFacts {
     TkeFacts {
-        location: tke.location,
-        availability_zone: tke.availability_zone,
+        location: tke.location.map(Into::into),
+        availability_zone: tke.availability_zone.map(Into::into),
         hsm_index: tke.hsm_index,
         domain_index: tke.domain_index,
-        admin_id: tke.admin_id,
+        admin_id: tke.admin_id.map(Into::into),
         signature_threshold: tke.signature_threshold,
         revocation_signature_threshold: tke.revocation_signature_threshold,
-        verification_pattern: tke.verification_pattern,
+        verification_pattern: tke.verification_pattern.map(Into::into),
     }
 }
 

@@ -401,7 +401,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use keytrail_core::{Source, Timestamp};
+    use keytrail_core::{CompactString, Source, Timestamp};
     use prost::Message as _;
 
     use super::*;
@@ -427,17 +427,17 @@ mod tests {
         assert_same_bytes(&Event::new(
             Timestamp::from_millis(0),
             Source::SecurosysKm,
-            String::new(),
+            CompactString::default(),
         ));
     }
 
     #[test]
     fn defaults_empties_and_negatives_encode_as_prost_does() {
         let mut event = Event::new(Timestamp::from_millis(-1), Source::IbmCloud, "x".into());
-        event.legacy_action = Some(String::new());
+        event.legacy_action = Some(CompactString::default());
         event.status_code = Some(0);
         event.data_event = Some(false);
-        event.actor.ip = Some(String::new());
+        event.actor.ip = Some(CompactString::default());
         event.reason = Some(Reason {
             kind: None,
             failure: None,

@@ -144,7 +144,7 @@ mod tests {
                 Event::new(
                     Timestamp::from_millis(n),
                     Source::SecurosysKm,
-                    format!("E{n}"),
+                    format!("E{n}").into(),
                 )
             })
             .collect();

@@ -139,7 +139,7 @@ pub fn log_record(event: &Event) -> LogRecord {
         severity_text: event.severity.as_str().to_owned(),
         body: Some(string_value(body)),
         attributes: attributes(event),
-        event_name: event.action.clone(),
+        event_name: event.action.to_string(),
         ..LogRecord::default()
     }
 }

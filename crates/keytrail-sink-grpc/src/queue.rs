@@ -505,7 +505,7 @@ mod tests {
         type Item = String;
 
         fn encode(&self, event: &Event) -> String {
-            event.action.clone()
+            event.action.to_string()
         }
 
         fn encoded_len(item: &String) -> usize {
@@ -523,7 +523,7 @@ mod tests {
         let seen = Arc::clone(statuses);
         let events = actions
             .iter()
-            .map(|a| Event::new(Timestamp::from_millis(0), Source::IbmCloud, (*a).to_owned()))
+            .map(|a| Event::new(Timestamp::from_millis(0), Source::IbmCloud, (*a).into()))
             .collect();
         Command::Events {
             events: Arc::new(events),

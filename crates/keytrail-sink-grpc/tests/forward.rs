@@ -38,9 +38,9 @@ fn event(i: usize) -> Event {
         Source::IbmHpcs,
         "hs-crypto.secrets.create".into(),
     );
-    event.event_id = Some(format!("evt-{i:06}"));
+    event.event_id = Some(format!("evt-{i:06}").into());
     event.severity = Severity::ALL[i % Severity::ALL.len()];
-    event.actor.user = Some(format!("user-{}", i % 7));
+    event.actor.user = Some(format!("user-{}", i % 7).into());
     event.message = Some("create key".into());
     event.details.insert("n", &serde_json::json!(i));
     event.origin = Some(Origin {
@@ -52,7 +52,11 @@ fn event(i: usize) -> Event {
 }
 
 fn event_id(event: &Event) -> String {
-    event.event_id.clone().expect("test events have ids")
+    event
+        .event_id
+        .as_deref()
+        .expect("test events have ids")
+        .to_owned()
 }
 
 /// Input batches of `size` events, numbered from 0.

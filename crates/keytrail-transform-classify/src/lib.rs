@@ -381,20 +381,16 @@ mod tests {
             Some("kms") => Source::IbmKeyProtect,
             _ => Source::IbmCloud,
         };
-        let mut event = Event::new(Timestamp::from_millis(0), source, action.to_owned());
+        let mut event = Event::new(Timestamp::from_millis(0), source, action.into());
         event.outcome = outcome;
         event.status_code = status;
-        event.vendor_severity = declared.map(str::to_owned);
+        event.vendor_severity = declared.map(Into::into);
         event
     }
 
     fn securosys(name: &str, level: Option<&str>, category: Category, outcome: Outcome) -> Event {
-        let mut event = Event::new(
-            Timestamp::from_millis(0),
-            Source::SecurosysKm,
-            name.to_owned(),
-        );
-        event.vendor_severity = level.map(str::to_owned);
+        let mut event = Event::new(Timestamp::from_millis(0), Source::SecurosysKm, name.into());
+        event.vendor_severity = level.map(Into::into);
         event.category = category;
         event.outcome = outcome;
         event

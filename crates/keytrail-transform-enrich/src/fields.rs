@@ -11,8 +11,8 @@
 
 use std::borrow::Cow;
 
-use keytrail_core::Event;
 use keytrail_core::crn::Crn;
+use keytrail_core::{CompactString, Event};
 
 /// What a KMIP-for-VMware initiator id starts with; the certificate
 /// fingerprint follows it.
@@ -106,14 +106,14 @@ fn bracketed(part: &str) -> Option<&str> {
 }
 
 /// Sets `slot` to `value`, reusing the buffer already there.
-fn set_text(slot: &mut Option<String>, value: &str) {
+fn set_text(slot: &mut Option<CompactString>, value: &str) {
     match slot {
         Some(existing) if existing == value => {}
         Some(existing) => {
             existing.clear();
             existing.push_str(value);
         }
-        None => *slot = Some(value.to_owned()),
+        None => *slot = Some(value.into()),
     }
 }
 
@@ -167,7 +167,7 @@ pub(crate) fn derive_ibm_places(event: &mut Event) {
         set_text(&mut event.account_id, account);
     }
     if event.instance_id.is_none() {
-        event.instance_id = first_of(&crns, |crn| crn.instance).map(str::to_owned);
+        event.instance_id = first_of(&crns, |crn| crn.instance).map(Into::into);
     }
 }
 
@@ -205,7 +205,7 @@ pub(crate) fn extract_cert_fingerprint(event: &mut Event) {
         .and_then(|id| id.strip_prefix(CERTIFICATE_ID_PREFIX))
         .filter(|fp| !fp.is_empty());
     if let Some(fingerprint) = fingerprint {
-        event.actor.cert_fingerprint = Some(fingerprint.to_owned());
+        event.actor.cert_fingerprint = Some(fingerprint.into());
     }
 }
 
@@ -219,7 +219,7 @@ mod tests {
         Event::new(
             Timestamp::from_millis(0),
             Source::IbmKeyProtect,
-            "kms.secrets.create".to_owned(),
+            "kms.secrets.create".into(),
         )
     }
 
@@ -331,7 +331,7 @@ mod tests {
         ];
         for (id, fingerprint) in cases {
             let mut event = ibm_event();
-            event.actor.id = id.map(str::to_owned);
+            event.actor.id = id.map(Into::into);
             extract_cert_fingerprint(&mut event);
             assert_eq!(
                 event.actor.cert_fingerprint.as_deref(),
@@ -481,13 +481,13 @@ mod tests {
         for case in cases {
             let mut event = ibm_event();
             if let Some(location) = case.tke_location {
-                event.tke_mut().location = Some(location.to_owned());
+                event.tke_mut().location = Some(location.into());
             }
-            event.target.id = case.target.map(str::to_owned);
-            event.log_source_crn = case.log_source.map(str::to_owned);
-            event.region = case.header_region.map(str::to_owned);
-            event.account_id = case.header_account.map(str::to_owned);
-            event.instance_id = case.request_instance.map(str::to_owned);
+            event.target.id = case.target.map(Into::into);
+            event.log_source_crn = case.log_source.map(Into::into);
+            event.region = case.header_region.map(Into::into);
+            event.account_id = case.header_account.map(Into::into);
+            event.instance_id = case.request_instance.map(Into::into);
             derive_ibm_places(&mut event);
             assert_eq!(
                 event.region.as_deref(),
@@ -513,7 +513,7 @@ mod tests {
     #[test]
     fn tke_facts_are_filled_from_the_location() {
         let mut event = ibm_event();
-        event.tke_mut().location = Some("[us-east].[AZ2-CSSTAG2].[03].[22]".to_owned());
+        event.tke_mut().location = Some("[us-east].[AZ2-CSSTAG2].[03].[22]".into());
         derive_ibm_places(&mut event);
         let tke = event.tke.as_deref().expect("tke facts");
         assert_eq!(tke.availability_zone.as_deref(), Some("AZ2-CSSTAG2"));
@@ -524,7 +524,7 @@ mod tests {
         );
 
         let mut damaged = ibm_event();
-        damaged.tke_mut().location = Some("[us-east].[AZ2].[three].[22]".to_owned());
+        damaged.tke_mut().location = Some("[us-east].[AZ2].[three].[22]".into());
         derive_ibm_places(&mut damaged);
         let tke = damaged.tke.as_deref().expect("tke facts");
         assert_eq!(tke.availability_zone.as_deref(), Some("AZ2"));

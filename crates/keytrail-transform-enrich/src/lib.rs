@@ -308,7 +308,8 @@ impl Enricher {
         if let Some((prefix, suffix)) = catalog::split_ibm_prefix(&event.action)
             && let Some(current) = self.ibm_historical.get(suffix)
         {
-            let translated = [prefix, current].concat();
+            let mut translated = keytrail_core::CompactString::from(prefix);
+            translated.push_str(current);
             event.legacy_action = Some(std::mem::replace(&mut event.action, translated));
         }
 
@@ -413,7 +414,7 @@ mod tests {
     use crate::test_support::TempDir;
 
     fn event(source: Source, action: &str) -> Event {
-        Event::new(Timestamp::from_millis(0), source, action.to_owned())
+        Event::new(Timestamp::from_millis(0), source, action.into())
     }
 
     fn enrich(enricher: &Enricher, source: Source, action: &str) -> Event {
@@ -543,8 +544,7 @@ mod tests {
     fn enriching_twice_changes_nothing_more() {
         let enricher = Enricher::new();
         let mut once = event(Source::IbmHpcs, "hs-crypto.keyrings.create");
-        once.target.id =
-            Some("crn:v1:bluemix:public:hs-crypto:us-south:a/acc:inst:key:k".to_owned());
+        once.target.id = Some("crn:v1:bluemix:public:hs-crypto:us-south:a/acc:inst:key:k".into());
         enricher.apply(&mut once);
         let mut twice = once.clone();
         enricher.apply(&mut twice);
@@ -590,10 +590,10 @@ mod tests {
     fn every_event_field_is_derived_through_apply() {
         let enricher = Enricher::new();
         let mut event = event(Source::IbmHpcs, "hs-crypto.kmip-key.create");
-        event.actor.id = Some("CertificateID-1a2b3c".to_owned());
+        event.actor.id = Some("CertificateID-1a2b3c".into());
         event.target.id =
-            Some("crn:v1:bluemix:public:hs-crypto:us-east:a/acc1:inst1:key:k1".to_owned());
-        event.tke_mut().location = Some("[us-east].[AZ2-CSSTAG2].[03].[22]".to_owned());
+            Some("crn:v1:bluemix:public:hs-crypto:us-east:a/acc1:inst1:key:k1".into());
+        event.tke_mut().location = Some("[us-east].[AZ2-CSSTAG2].[03].[22]".into());
         event.key_mut().state_code = Some(2);
         event.key_mut().previous_state_code = Some(1);
         enricher.apply(&mut event);
@@ -786,7 +786,7 @@ mod tests {
         let mut event = event(Source::IbmKeyProtect, "kms.secrets.ack-rotate");
         event.log_source_crn = Some(
             "v1:bluemix:public:kms:us-south:a/b3e8ea4428c24cefa34454bd8acccc:dd24cdc0-2c77-40a7-8680-53ccd41d9888::"
-                .to_owned(),
+                .into(),
         );
         enricher.apply(&mut event);
         let labels = event.labels.as_deref().expect("labels");

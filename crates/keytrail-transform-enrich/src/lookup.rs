@@ -226,7 +226,7 @@ mod tests {
         Event::new(
             Timestamp::from_millis(0),
             Source::IbmHpcs,
-            "hs-crypto.secrets.create".to_owned(),
+            "hs-crypto.secrets.create".into(),
         )
     }
 
@@ -250,12 +250,12 @@ mod tests {
         let lookup = Lookup::load(&config("instance_id", &path)).expect("loads");
 
         let mut hit = event();
-        hit.instance_id = Some("dd24cdc0".to_owned());
+        hit.instance_id = Some("dd24cdc0".into());
         lookup.apply(&mut hit);
         assert_eq!(labels(&hit), [("env", "prod"), ("team", "payments")]);
 
         let mut quoted = event();
-        quoted.instance_id = Some("with,comma".to_owned());
+        quoted.instance_id = Some("with,comma".into());
         lookup.apply(&mut quoted);
         assert_eq!(
             labels(&quoted),
@@ -264,7 +264,7 @@ mod tests {
         );
 
         let mut miss = event();
-        miss.instance_id = Some("other".to_owned());
+        miss.instance_id = Some("other".into());
         lookup.apply(&mut miss);
         assert!(miss.labels.is_none());
 
@@ -282,7 +282,7 @@ mod tests {
         );
         let lookup = Lookup::load(&config("actor.user", &path)).expect("loads");
         let mut hit = event();
-        hit.actor.user = Some("john.doe@securosys.com".to_owned());
+        hit.actor.user = Some("john.doe@securosys.com".into());
         lookup.apply(&mut hit);
         assert_eq!(labels(&hit), [("oncall", "yes"), ("team", "hsm-ops")]);
     }
@@ -293,11 +293,11 @@ mod tests {
         let path = dir.write("keys.csv", "key,hit\nv,yes\n");
         type SetField = fn(&mut Event);
         let setters: [(&str, SetField); 5] = [
-            ("instance_id", |e| e.instance_id = Some("v".to_owned())),
-            ("account_id", |e| e.account_id = Some("v".to_owned())),
-            ("region", |e| e.region = Some("v".to_owned())),
-            ("actor.user", |e| e.actor.user = Some("v".to_owned())),
-            ("target.id", |e| e.target.id = Some("v".to_owned())),
+            ("instance_id", |e| e.instance_id = Some("v".into())),
+            ("account_id", |e| e.account_id = Some("v".into())),
+            ("region", |e| e.region = Some("v".into())),
+            ("actor.user", |e| e.actor.user = Some("v".into())),
+            ("target.id", |e| e.target.id = Some("v".into())),
         ];
         assert_eq!(
             setters.map(|(name, _)| name),

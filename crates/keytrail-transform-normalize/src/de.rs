@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use keytrail_core::CompactString;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -26,14 +27,14 @@ impl<'a> Str<'a> {
     }
 
     /// An owned copy of the text, when present and not blank.
-    pub(crate) fn owned(&self) -> Option<String> {
-        self.get().map(str::to_owned)
+    pub(crate) fn owned(&self) -> Option<CompactString> {
+        self.get().map(CompactString::from)
     }
 
     /// An owned, trimmed copy, when something is left after trimming.
-    pub(crate) fn trimmed(&self) -> Option<String> {
+    pub(crate) fn trimmed(&self) -> Option<CompactString> {
         let text = trim(self.0.as_deref()?);
-        (!text.is_empty()).then(|| text.to_owned())
+        (!text.is_empty()).then(|| CompactString::from(text))
     }
 
     pub(crate) fn is_present(&self) -> bool {

@@ -142,7 +142,7 @@ pub(crate) struct Context<'m> {
     normalizer: &'m Normalizer,
     meta: &'m RecordMeta,
     /// `logSourceCRN` found on a `payload` envelope, for the event inside.
-    outer_log_source: Option<String>,
+    outer_log_source: Option<keytrail_core::CompactString>,
 }
 
 impl Context<'_> {
@@ -162,10 +162,10 @@ impl Context<'_> {
     fn apply_meta(&self, event: &mut Event) {
         event.origin.clone_from(&self.meta.origin);
         if event.region.is_none() {
-            event.region.clone_from(&self.meta.region);
+            event.region = self.meta.region.as_deref().map(Into::into);
         }
         if event.account_id.is_none() {
-            event.account_id.clone_from(&self.meta.account);
+            event.account_id = self.meta.account.as_deref().map(Into::into);
         }
     }
 }

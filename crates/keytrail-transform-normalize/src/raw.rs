@@ -7,6 +7,7 @@
 //! fields the contract names are typed, every other field is kept (scrubbed
 //! of key material) for `details`.
 
+use keytrail_core::CompactString;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -181,21 +182,21 @@ pub(crate) enum KeyState {
 /// `newValue`, `eventAckData`). Owned: it may come from a decoded string.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Data {
-    pub request_uri: Option<String>,
-    pub instance_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub key_id: Option<String>,
-    pub key_type: Option<String>,
+    pub request_uri: Option<CompactString>,
+    pub instance_id: Option<CompactString>,
+    pub correlation_id: Option<CompactString>,
+    pub key_id: Option<CompactString>,
+    pub key_type: Option<CompactString>,
     pub key_state: Option<KeyState>,
-    pub key_version_id: Option<String>,
-    pub rewrapped_key_version_id: Option<String>,
-    pub key_version_created: Option<String>,
-    pub key_ring_id: Option<String>,
-    pub location: Option<String>,
-    pub admin_id: Option<String>,
+    pub key_version_id: Option<CompactString>,
+    pub rewrapped_key_version_id: Option<CompactString>,
+    pub key_version_created: Option<CompactString>,
+    pub key_ring_id: Option<CompactString>,
+    pub location: Option<CompactString>,
+    pub admin_id: Option<CompactString>,
     pub signature_threshold: Option<i64>,
     pub revocation_signature_threshold: Option<i64>,
-    pub verification_pattern: Option<String>,
+    pub verification_pattern: Option<CompactString>,
     pub initial_value: Option<Box<Data>>,
     pub new_value: Option<Box<Data>>,
     pub event_ack: Option<Box<Data>>,

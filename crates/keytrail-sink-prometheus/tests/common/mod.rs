@@ -320,12 +320,11 @@ pub fn sample_events() -> Vec<Event> {
             e.outcome = s.outcome;
             e.severity = s.severity;
             e.actionable = s.actionable;
-            e.actor.user = Some(format!("alice{i}-{n}@example.com"));
-            e.actor.ip = Some(format!("192.0.2.{n}"));
-            e.key_mut().id = Some(format!("key-{i}-{n}"));
-            e.target.id = Some(format!(
-                "crn:v1:bluemix:public:kms:us-south:a/acct:inst{i}:key:{n}"
-            ));
+            e.actor.user = Some(format!("alice{i}-{n}@example.com").into());
+            e.actor.ip = Some(format!("192.0.2.{n}").into());
+            e.key_mut().id = Some(format!("key-{i}-{n}").into());
+            e.target.id =
+                Some(format!("crn:v1:bluemix:public:kms:us-south:a/acct:inst{i}:key:{n}").into());
             events.push(e);
         }
     }
