@@ -73,9 +73,13 @@ impl Normalizer {
                 )),
             );
         }
-        let text = std::str::from_utf8(line).map_err(|e| {
+        // The vectorized check first; the standard one says where it broke.
+        let text = simdutf8::basic::from_utf8(line).map_err(|_| {
+            let at = std::str::from_utf8(line)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
             Rejection::new(DeadLetterReason::InvalidUtf8)
-                .with_detail(format!("invalid byte at {}", e.valid_up_to()))
+                .with_detail(format!("invalid byte at {at}"))
         })?;
         self.event_from_text(text, ctx, 0)
     }
