@@ -4,7 +4,7 @@
 //! - `transforms_to_protobuf`: records in Kafka-sized batches (1000, the
 //!   source's `batch_max_records` default) through normalize, enrich and
 //!   classify, each event encoded straight to protobuf bytes
-//!   (`keytrail_proto::event_bytes`, what the gRPC sink's encoder does) and
+//!   (`keytrail_proto::EventArena`, what the gRPC sink's encoder does) and
 //!   framed into `ForwardRequest` batches of 500 (the sink's
 //!   `batch_max_events` default) in a reused buffer;
 //! - `transforms_to_protobuf_via_message`: the same, converting each event
@@ -59,6 +59,7 @@ fn pipeline(c: &mut Criterion) {
             "transforms_to_protobuf_via_message"
         };
         group.bench_function(name, |b| {
+            let mut arena = keytrail_proto::EventArena::default();
             b.iter(|| {
                 let mut sequence = 0u64;
                 let mut sent = 0usize;
@@ -77,7 +78,7 @@ fn pipeline(c: &mut Criterion) {
                         let _ = if direct {
                             ForwardFrame::Batch {
                                 sequence,
-                                events: events.iter().map(keytrail_proto::event_bytes).collect(),
+                                events: events.iter().map(|e| arena.encode(e)).collect(),
                             }
                             .encode(&mut wire)
                         } else {

@@ -123,6 +123,7 @@ fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
     use prost::Message;
     let mut events = 0;
     let mut sequence = 0;
+    let mut arena = keytrail_proto::EventArena::default();
     for records in lines.chunks(1000) {
         let mut batch = keytrail_core::Batch::new(keytrail_core::AckToken::detached());
         for record in records {
@@ -137,7 +138,7 @@ fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
             sequence += 1;
             let request = keytrail_proto::ForwardFrame::Batch {
                 sequence,
-                events: chunk.iter().map(keytrail_proto::event_bytes).collect(),
+                events: chunk.iter().map(|e| arena.encode(e)).collect(),
             };
             wire.clear();
             let _ = request.encode(wire);

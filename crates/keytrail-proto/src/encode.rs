@@ -4,8 +4,10 @@
 //! The gRPC sink used to convert every event into a [`v1::Event`] (a copy
 //! of every string) and prost encoded that; a batch kept for resending was
 //! cloned again for every send. [`encode_event`] writes the same bytes
-//! without the intermediate message: one buffer per event, which a wire
-//! batch shares by reference count.
+//! without the intermediate message. [`EventArena`] writes events one after
+//! another into shared chunks and hands each out as a [`Bytes`] view: no
+//! allocation per event, and a wire batch shares the bytes by reference
+//! count.
 //!
 //! The bytes are exactly those of `v1::Event::from(&event).encode_to_vec()`
 //! (prost writes fields in number order and skips proto3 defaults; so does
@@ -14,7 +16,7 @@
 //! optional fields, zero and negative numbers, map entries with empty
 //! keys or values).
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use keytrail_core::{Actor, Event, KeyFacts, Ocsf, Origin, Reason, Target, TkeFacts};
 use prost::encoding::{DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint};
 
@@ -30,16 +32,55 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
 /// The protobuf encoding of `event` as a `keytrail.v1.Event`, in a buffer
 /// of its own.
 pub fn event_bytes(event: &Event) -> Bytes {
-    // Room for nearly every event at once: growing the buffer copies it,
-    // and that copy was the largest single cost of the gRPC sink.
+    // Room for nearly every event at once: growing the buffer copies it.
     let mut out = Vec::with_capacity(EVENT_BUFFER_BYTES);
     encode_event(event, &mut out);
     Bytes::from(out)
 }
 
-/// The buffer [`event_bytes`] starts with: the protobuf form of a 2 KB
-/// JSON event (the largest in the vendors' samples) is well under this.
+/// Room an event is encoded into at once: the protobuf form of a 2 KB JSON
+/// event (the largest in the vendors' samples) is well under this.
 const EVENT_BUFFER_BYTES: usize = 2048;
+
+/// Encodes events one after another into chunks of memory and hands each
+/// event out as a [`Bytes`] view of its chunk. An event costs no allocation
+/// of its own (a fresh 2 KB buffer per event was the largest single cost of
+/// the gRPC sink), and a chunk is freed when the last view into it is
+/// dropped: the memory held is that of the events still held, give or take
+/// a chunk.
+#[derive(Debug)]
+pub struct EventArena {
+    chunk: BytesMut,
+    chunk_bytes: usize,
+}
+
+impl EventArena {
+    /// An arena allocating `chunk_bytes` at a time (at least 2 KB).
+    pub fn new(chunk_bytes: usize) -> EventArena {
+        EventArena {
+            chunk: BytesMut::new(),
+            chunk_bytes: chunk_bytes.max(EVENT_BUFFER_BYTES),
+        }
+    }
+
+    /// The protobuf encoding of `event` as a `keytrail.v1.Event`.
+    pub fn encode(&mut self, event: &Event) -> Bytes {
+        if self.chunk.capacity() < EVENT_BUFFER_BYTES {
+            // The earlier events keep the old chunk alive; this one starts
+            // a new chunk.
+            self.chunk.reserve(self.chunk_bytes);
+        }
+        EventFields(event).write(&mut self.chunk);
+        self.chunk.split().freeze()
+    }
+}
+
+impl Default for EventArena {
+    /// Chunks of 64 KiB: a few dozen typical events each.
+    fn default() -> EventArena {
+        EventArena::new(64 * 1024)
+    }
+}
 
 /// An outgoing `keytrail.v1.ForwardRequest` of the feed whose events are
 /// already encoded (by [`encode_event`]). It implements [`prost::Message`]
@@ -147,6 +188,15 @@ trait Out {
 }
 
 impl Out for Vec<u8> {
+    fn varint(&mut self, value: u64) {
+        encode_varint(value, self);
+    }
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Out for BytesMut {
     fn varint(&mut self, value: u64) {
         encode_varint(value, self);
     }
@@ -470,6 +520,30 @@ mod tests {
             offset: 0,
         });
         assert_same_bytes(&event);
+    }
+
+    #[test]
+    fn arena_views_hold_each_events_own_bytes() {
+        let mut big = full_event();
+        big.message = Some("m".repeat(10_000).into());
+        let events: Vec<Event> = (0..200)
+            .map(|i| match i % 3 {
+                0 => full_event(),
+                1 => Event::new(Timestamp::from_millis(i), Source::IbmHpcs, "a".into()),
+                _ => big.clone(),
+            })
+            .collect();
+        // Small chunks, so events cross chunk ends and outgrow a chunk.
+        let mut arena = EventArena::new(4096);
+        let views: Vec<Bytes> = events.iter().map(|e| arena.encode(e)).collect();
+        for (event, view) in events.iter().zip(&views) {
+            assert_eq!(view.as_ref(), v1::Event::from(event).encode_to_vec());
+        }
+        // Views outlive the arena and each other.
+        drop(arena);
+        let last = views.last().cloned().expect("views");
+        drop(views);
+        assert_eq!(last.as_ref(), event_bytes(events.last().expect("events")));
     }
 
     #[test]

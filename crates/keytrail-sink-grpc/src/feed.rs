@@ -21,7 +21,7 @@
 
 use bytes::Bytes;
 use keytrail_core::Event;
-use keytrail_proto::{ForwardFrame, v1};
+use keytrail_proto::{EventArena, ForwardFrame, v1};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,15 +32,17 @@ use crate::forwarder::{Connection, describe, sleep_until, wait_retry};
 use crate::queue::{Command, Encoder, Queue};
 use crate::telemetry::{self, RejectKind};
 
-/// Encodes events as `keytrail.v1.Event`, straight to bytes: a wire batch
-/// holds each event's encoding once, and every send shares it.
-pub(crate) struct FeedEncoder;
+/// Encodes events as `keytrail.v1.Event`, straight to bytes in shared
+/// chunks: a wire batch holds each event's encoding once, and every send
+/// shares it.
+#[derive(Default)]
+pub(crate) struct FeedEncoder(EventArena);
 
 impl Encoder for FeedEncoder {
     type Item = Bytes;
 
-    fn encode(&self, event: &Event) -> Bytes {
-        keytrail_proto::event_bytes(event)
+    fn encode(&mut self, event: &Event) -> Bytes {
+        self.0.encode(event)
     }
 
     fn encoded_len(item: &Bytes) -> usize {

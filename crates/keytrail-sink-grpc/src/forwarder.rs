@@ -111,7 +111,7 @@ impl GrpcForwarder {
         let limits = self.settings.limits;
         let worker = match self.settings.protocol {
             Protocol::Keytrail => {
-                let queue = Queue::new(crate::feed::FeedEncoder, limits, dead_letters);
+                let queue = Queue::new(crate::feed::FeedEncoder::default(), limits, dead_letters);
                 tokio::spawn(crate::feed::run(connection, commands_rx, queue))
             }
             Protocol::Otlp => {

@@ -116,7 +116,7 @@ impl LogEncoder {
 impl Encoder for LogEncoder {
     type Item = LogRecord;
 
-    fn encode(&self, event: &Event) -> LogRecord {
+    fn encode(&mut self, event: &Event) -> LogRecord {
         log_record(event)
     }
 

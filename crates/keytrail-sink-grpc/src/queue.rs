@@ -60,7 +60,7 @@ pub(crate) trait Encoder: Send + 'static {
     type Item: Clone + Send + 'static;
 
     /// Converts an event.
-    fn encode(&self, event: &Event) -> Self::Item;
+    fn encode(&mut self, event: &Event) -> Self::Item;
 
     /// The item's encoded length, without the field framing.
     fn encoded_len(item: &Self::Item) -> usize;
@@ -504,7 +504,7 @@ mod tests {
     impl Encoder for Actions {
         type Item = String;
 
-        fn encode(&self, event: &Event) -> String {
+        fn encode(&mut self, event: &Event) -> String {
             event.action.to_string()
         }
 
