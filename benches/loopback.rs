@@ -9,7 +9,10 @@
 //!   (events count once they are stored and acknowledged; `startup` adds
 //!   the process start and the consumer-group join);
 //! - the peak resident memory (VmHWM) of the `keytrail run` process, which
-//!   starts with the whole backlog waiting in Kafka.
+//!   starts with the whole backlog waiting in Kafka;
+//! - the CPU seconds of `keytrail run` and of this process (mock broker and
+//!   receiver) up to the last event, per event: on a shared machine the
+//!   events/s move with the load, the CPU per event much less.
 //!
 //! The backlog is the bench corpus repeated up to `KEYTRAIL_LOOPBACK_EVENTS`
 //! records (default 1 000 000), spread round-robin over one partition per
@@ -119,6 +122,7 @@ fn main() {
     let config = dir.join("keytrail.toml");
     std::fs::write(&config, config_text(&bootstrap, &endpoint, &dir)).expect("config written");
     let spawned = Instant::now();
+    let bench_cpu_at_spawn = cpu_seconds("self");
     let log_path = dir.join("keytrail.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let mut child = Command::new(keytrail_bin())
@@ -170,6 +174,8 @@ fn main() {
     }
     let done = Instant::now();
     peak_rss_kib = peak_rss_kib.max(status_kib(pid, "VmHWM:").unwrap_or(0));
+    let keytrail_cpu = cpu_seconds(&pid.to_string());
+    let bench_cpu = cpu_seconds("self") - bench_cpu_at_spawn;
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -192,6 +198,13 @@ fn main() {
          keytrail run peak RSS {:.0} MiB; exit {exit}",
         first_at.duration_since(spawned).as_secs_f64(),
         peak_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "loopback: CPU from start to the last event: keytrail run {keytrail_cpu:.1} s \
+         ({:.2} us per event), bench process (mock broker, receiver) {bench_cpu:.1} s \
+         ({:.2} us per event)",
+        keytrail_cpu * 1e6 / expected as f64,
+        bench_cpu * 1e6 / expected as f64,
     );
 }
 
@@ -358,6 +371,36 @@ fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("keytrail-loopback-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// User and system CPU seconds of a process so far (`self` or a pid), from
+/// `/proc/<pid>/stat`; 0 when it cannot be read.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces) start with
+    // the state; utime and stime are the 12th and 13th of them.
+    let Some((_, after)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / clock_ticks_per_second()
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless configured otherwise).
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// A `kB` line of `/proc/<pid>/status` (`VmHWM:`, `VmRSS:`).
