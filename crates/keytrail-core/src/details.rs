@@ -100,9 +100,9 @@ impl Details {
             .map(|entry| (self.name_of(entry), self.value_of(entry)))
     }
 
-    /// Sets `name` to a value written by `write` (which appends exactly one
-    /// JSON value to the text it is given).
-    fn insert_with(&mut self, name: &str, write: impl FnOnce(&mut String)) {
+    /// Appends `name` and the value `write` writes (exactly one JSON value)
+    /// to the text; the entry is not placed yet.
+    fn push_text(&mut self, name: &str, write: impl FnOnce(&mut String)) -> Entry {
         if self.entries.capacity() == 0 {
             // Room for a typical event's details at once: growing from
             // nothing would copy them several times.
@@ -112,11 +112,27 @@ impl Details {
         let start = self.text.len();
         self.text.push_str(name);
         write(&mut self.text);
-        let entry = Entry {
+        Entry {
             start,
             name_len: name.len(),
             value_len: self.text.len() - start - name.len(),
-        };
+        }
+    }
+
+    /// Sets `name` to a value written by `write`. Names arriving in order
+    /// are appended; any other is placed by binary search (a replaced
+    /// value's text stays unused). [`DetailsBuilder`] takes names in any
+    /// order in O(n log n).
+    fn insert_with(&mut self, name: &str, write: impl FnOnce(&mut String)) {
+        let entry = self.push_text(name, write);
+        let in_order = self
+            .entries
+            .last()
+            .is_none_or(|last| self.name_of(last) < name);
+        if in_order {
+            self.entries.push(entry);
+            return;
+        }
         match self.find(name) {
             Ok(at) => {
                 if let Some(slot) = self.entries.get_mut(at) {
@@ -166,16 +182,6 @@ impl Details {
         }
     }
 
-    /// Sets every entry of `other` here, replacing values of the same name;
-    /// takes `other` whole when there is nothing here yet.
-    pub fn append(&mut self, other: Details) {
-        if self.is_empty() {
-            *self = other;
-        } else {
-            self.merge(&other);
-        }
-    }
-
     /// Writes the entries as one JSON object (`{}` when there is none).
     pub(crate) fn write_object<O: JsonOut>(&self, out: &mut O) {
         out.reserve_text(self.text.len() + 4 * self.entries.len() + 2);
@@ -203,6 +209,129 @@ impl Details {
         self.iter()
             .filter_map(|(name, json)| Some((name.to_owned(), serde_json::from_str(json).ok()?)))
             .collect()
+    }
+}
+
+/// Builds [`Details`] from names in any order (the normalizer's input):
+/// entries are appended as they come and ordered once, by [`build`], in
+/// O(n log n); of equal names the last inserted wins.
+///
+/// [`build`]: DetailsBuilder::build
+#[derive(Debug, Clone, Default)]
+pub struct DetailsBuilder {
+    details: Details,
+    /// True while every name so far came after the one before it.
+    ordered: bool,
+}
+
+impl DetailsBuilder {
+    /// Nothing yet.
+    pub const fn new() -> DetailsBuilder {
+        DetailsBuilder {
+            details: Details::new(),
+            ordered: true,
+        }
+    }
+
+    /// True when nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.details.is_empty()
+    }
+
+    fn push(&mut self, name: &str, write: impl FnOnce(&mut String)) {
+        let details = &mut self.details;
+        let entry = details.push_text(name, write);
+        if let Some(last) = details.entries.last() {
+            self.ordered &= details.name_of(last) < name;
+        }
+        details.entries.push(entry);
+    }
+
+    /// Sets `name` to `json`, one JSON value written out as it is (see
+    /// [`Details::insert_json`]).
+    pub fn insert_json(&mut self, name: &str, json: &str) {
+        debug_assert!(
+            serde_json::from_str::<&RawValue>(json).is_ok(),
+            "details value of {name} is not JSON: {json}"
+        );
+        self.push(name, |text| text.push_str(json));
+    }
+
+    /// Sets `name` to a JSON string.
+    pub fn insert_str(&mut self, name: &str, value: &str) {
+        self.push(name, |text| write_json_str(text, value));
+    }
+
+    /// Sets `name` to an integer.
+    pub fn insert_int(&mut self, name: &str, value: i64) {
+        self.push(name, |text| {
+            let _ = write!(text, "{value}");
+        });
+    }
+
+    /// Sets `name` to `value`, written compactly.
+    pub fn insert(&mut self, name: &str, value: &Value) {
+        self.push(name, |text| {
+            let _ = write!(text, "{value}");
+        });
+    }
+
+    /// Inserts everything of `other` after what is here (so its values
+    /// win); takes `other` whole when nothing is here yet.
+    pub fn append(&mut self, other: DetailsBuilder) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        for (name, json) in other
+            .details
+            .entries
+            .iter()
+            .map(|entry| (other.details.name_of(entry), other.details.value_of(entry)))
+        {
+            self.push(name, |text| text.push_str(json));
+        }
+    }
+
+    /// The details, ordered by name, the last value of each name kept.
+    pub fn build(self) -> Details {
+        let mut details = self.details;
+        if self.ordered {
+            return details;
+        }
+        let text = &details.text;
+        let name = |entry: &Entry| {
+            text.get(entry.start..entry.start + entry.name_len)
+                .unwrap_or_default()
+        };
+        // Stable: equal names stay in insertion order, the last is the latest.
+        details.entries.sort_by(|a, b| name(a).cmp(name(b)));
+        let mut kept: Vec<Entry> = Vec::with_capacity(details.entries.len());
+        for entry in details.entries.iter().copied() {
+            match kept.last_mut() {
+                Some(last) if name(last) == name(&entry) => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        if kept.len() == details.entries.len() {
+            details.entries = kept;
+            return details;
+        }
+        // Replaced values: keep only the live text.
+        let mut compact = Details::new();
+        for entry in &kept {
+            let json = details.value_of(entry);
+            let placed = compact.push_text(name(entry), |text| text.push_str(json));
+            compact.entries.push(placed);
+        }
+        compact
+    }
+}
+
+impl PartialEq for DetailsBuilder {
+    /// Equal when they build equal details.
+    fn eq(&self, other: &DetailsBuilder) -> bool {
+        self.clone().build() == other.clone().build()
     }
 }
 
@@ -309,16 +438,56 @@ mod tests {
     }
 
     #[test]
+    fn a_builder_orders_names_and_keeps_the_last_value() {
+        let mut builder = DetailsBuilder::new();
+        builder.insert_int("b", 1);
+        builder.insert_str("a", "x");
+        builder.insert_json("c", "[1]");
+        builder.insert_int("b", 2);
+        builder.insert_str("a", "y");
+        let mut later = DetailsBuilder::new();
+        later.insert_int("c", 3);
+        later.insert(&"d".repeat(3), &json!(null));
+        builder.append(later);
+        let details = builder.build();
+        let pairs: Vec<_> = details.iter().collect();
+        assert_eq!(
+            pairs,
+            [("a", r#""y""#), ("b", "2"), ("c", "3"), ("ddd", "null")]
+        );
+        // The replaced values' text is gone.
+        assert_eq!(details.text.len(), "a\"y\"b2c3dddnull".len());
+
+        let mut ordered = DetailsBuilder::new();
+        ordered.insert_int("a", 1);
+        ordered.insert_int("b", 2);
+        let mut empty = DetailsBuilder::new();
+        empty.append(ordered.clone());
+        assert_eq!(empty.build(), ordered.build());
+    }
+
+    #[test]
+    fn names_in_reverse_order_come_out_ordered() {
+        let mut builder = DetailsBuilder::new();
+        for i in (0..1000).rev() {
+            builder.insert_int(&format!("k{i:06}"), i);
+        }
+        let details = builder.build();
+        assert_eq!(details.len(), 1000);
+        assert_eq!(details.get("k000000"), Some("0"));
+        assert!(
+            details
+                .iter()
+                .zip(details.iter().skip(1))
+                .all(|(a, b)| a.0 < b.0)
+        );
+    }
+
+    #[test]
     fn merge_replaces_values_of_the_same_name() {
         let mut a: Details = [("k", json!(1)), ("x", json!("a"))].into_iter().collect();
         let b: Details = [("k", json!(2)), ("y", json!(false))].into_iter().collect();
-        let mut c = a.clone();
         a.merge(&b);
-        c.append(b.clone());
-        assert_eq!(a, c);
-        let mut empty = Details::new();
-        empty.append(b.clone());
-        assert_eq!(empty, b);
         let expected: Details = [("k", json!(2)), ("x", json!("a")), ("y", json!(false))]
             .into_iter()
             .collect();

@@ -27,7 +27,7 @@ pub mod time;
 pub use batch::{AckToken, Batch, BatchStatus, RawBatch, RawRecord, RecordMeta};
 pub use compact_str::CompactString;
 pub use dead_letter::{DeadLetter, DeadLetterReason};
-pub use details::Details;
+pub use details::{Details, DetailsBuilder};
 pub use event::{
     Actor, Category, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source, Target,
     Text, TkeFacts,

@@ -10,7 +10,8 @@
 //!   contract (`log_source_crn`, which is not part of the output, is not
 //!   sent);
 //! - protobuf → core → JSON gives exactly the JSON of the original event:
-//!   `details` values travel as compact JSON text and are parsed back, the
+//!   `details` values travel as compact JSON text and are kept as that text
+//!   (checked, and rewritten compactly when a sender spaced it out), the
 //!   severity id is the enum number;
 //! - protobuf → core refuses what keytrail never sends (an unspecified or
 //!   unknown enum value, a `details` value that is not JSON) with a
@@ -58,14 +59,14 @@ impl From<&Event> for v1::Event {
             source: source_to_proto(event.source) as i32,
             action: event.action.to_string(),
             legacy_action: text(event.legacy_action.as_deref()),
-            description: event.description.as_deref().map(str::to_owned),
+            description: text(event.description.as_deref()),
             category: category_to_proto(event.category) as i32,
             outcome: outcome_to_proto(event.outcome) as i32,
             status_code: event.status_code,
             severity: severity_to_proto(event.severity) as i32,
             vendor_severity: text(event.vendor_severity.as_deref()),
             actionable: event.actionable,
-            remediation: event.remediation.as_deref().map(str::to_owned),
+            remediation: text(event.remediation.as_deref()),
             correlation_id: text(event.correlation_id.as_deref()),
             request_uri: text(event.request_uri.as_deref()),
             instance_id: text(event.instance_id.as_deref()),
@@ -156,21 +157,68 @@ impl TryFrom<v1::Event> for Event {
     }
 }
 
-/// Each value is checked to be JSON and kept as its text.
+/// Each value is checked to be JSON. keytrail sends compact text, kept as
+/// it is; any other (whitespace between tokens, which could hold a line
+/// break, or nesting deeper than [`MAX_PLAIN_NESTING`]) is parsed, within
+/// serde_json's depth limit, and written back compactly, so the JSON of the
+/// event stays one line.
 fn details_from_proto(details: &BTreeMap<String, String>) -> Result<Details, ConvertError> {
     let mut out = Details::new();
     for (name, text) in details {
-        match serde_json::from_str::<&serde_json::value::RawValue>(text) {
-            Ok(raw) => out.insert_json(name, raw.get()),
-            Err(source) => {
-                return Err(ConvertError::InvalidDetail {
-                    name: name.clone(),
-                    source,
-                });
-            }
+        let invalid = |source| ConvertError::InvalidDetail {
+            name: name.clone(),
+            source,
+        };
+        let raw = serde_json::from_str::<&serde_json::value::RawValue>(text).map_err(invalid)?;
+        if is_compact(raw.get()) {
+            out.insert_json(name, raw.get());
+        } else {
+            let value = serde_json::from_str::<serde_json::Value>(text).map_err(invalid)?;
+            out.insert(name, &value);
         }
     }
     Ok(out)
+}
+
+/// Nesting kept as sent; deeper values go through serde_json's parser and
+/// its depth limit.
+const MAX_PLAIN_NESTING: usize = 64;
+
+/// True when `json` (known to be valid) has no whitespace between its
+/// tokens and nests at most [`MAX_PLAIN_NESTING`] deep.
+fn is_compact(json: &str) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_PLAIN_NESTING {
+                    return false;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b' ' | b'\t' | b'\n' | b'\r' => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// An owned protobuf string of an event field.
+fn text(field: Option<&str>) -> Option<String> {
+    field.map(str::to_owned)
 }
 
 fn actor_to_proto(actor: &Actor) -> v1::Actor {
@@ -184,11 +232,6 @@ fn actor_to_proto(actor: &Actor) -> v1::Actor {
         session_id: text(actor.session_id.as_deref()),
         cert_fingerprint: text(actor.cert_fingerprint.as_deref()),
     }
-}
-
-/// An owned protobuf string of an event field.
-fn text(field: Option<&str>) -> Option<String> {
-    field.map(str::to_owned)
 }
 
 fn actor_from_proto(actor: v1::Actor) -> Actor {
@@ -226,9 +269,9 @@ fn key_to_proto(key: &KeyFacts) -> v1::Key {
     v1::Key {
         id: text(key.id.as_deref()),
         r#type: text(key.kind.as_deref()),
-        state: key.state.as_deref().map(str::to_owned),
+        state: text(key.state.as_deref()),
         state_code: key.state_code,
-        previous_state: key.previous_state.as_deref().map(str::to_owned),
+        previous_state: text(key.previous_state.as_deref()),
         previous_state_code: key.previous_state_code,
         version_id: text(key.version_id.as_deref()),
         rewrapped_version_id: text(key.rewrapped_version_id.as_deref()),
@@ -566,5 +609,31 @@ pub(crate) mod tests {
         proto.details.insert("broken".into(), "{not json".into());
         let err = Event::try_from(proto).expect_err("refused");
         assert_eq!(err.to_string(), "details entry `broken` is not valid json");
+
+        let mut proto = v1::Event::from(&full_event());
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        proto.details.insert("deep".into(), deep);
+        assert!(matches!(
+            Event::try_from(proto),
+            Err(ConvertError::InvalidDetail { name, .. }) if name == "deep"
+        ));
+    }
+
+    #[test]
+    fn spaced_out_details_are_written_back_compactly() {
+        let mut proto = v1::Event::from(&full_event());
+        proto.details.clear();
+        proto
+            .details
+            .insert("spaced".into(), "{ \"a\" :\n [1, \"x y\"] }".into());
+        proto
+            .details
+            .insert("kept".into(), r#"{"a":"b\"\n"}"#.into());
+        let event = Event::try_from(proto).expect("converts");
+        assert_eq!(event.details.get("spaced"), Some(r#"{"a":[1,"x y"]}"#));
+        assert_eq!(event.details.get("kept"), Some(r#"{"a":"b\"\n"}"#));
+        let mut json = Vec::new();
+        event.write_json(&mut json);
+        assert!(!json.contains(&b'\n'), "one line");
     }
 }

@@ -29,16 +29,7 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     EventFields(event).write(out);
 }
 
-/// The protobuf encoding of `event` as a `keytrail.v1.Event`, in a buffer
-/// of its own.
-pub fn event_bytes(event: &Event) -> Bytes {
-    // Room for nearly every event at once: growing the buffer copies it.
-    let mut out = Vec::with_capacity(EVENT_BUFFER_BYTES);
-    encode_event(event, &mut out);
-    Bytes::from(out)
-}
-
-/// Room an event is encoded into at once: the protobuf form of a 2 KB JSON
+/// Room kept free for the next event: the protobuf form of a 2 KB JSON
 /// event (the largest in the vendors' samples) is well under this.
 const EVENT_BUFFER_BYTES: usize = 2048;
 
@@ -71,7 +62,13 @@ impl EventArena {
             self.chunk.reserve(self.chunk_bytes);
         }
         EventFields(event).write(&mut self.chunk);
-        self.chunk.split().freeze()
+        let bytes = self.chunk.split().freeze();
+        if self.chunk.capacity() > self.chunk_bytes {
+            // A large event grew the chunk: small events placed in the
+            // rest would keep that whole buffer alive.
+            self.chunk = BytesMut::new();
+        }
+        bytes
     }
 }
 
@@ -187,21 +184,12 @@ trait Out {
     fn bytes(&mut self, bytes: &[u8]);
 }
 
-impl Out for Vec<u8> {
+impl<B: BufMut> Out for B {
     fn varint(&mut self, value: u64) {
         encode_varint(value, self);
     }
     fn bytes(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl Out for BytesMut {
-    fn varint(&mut self, value: u64) {
-        encode_varint(value, self);
-    }
-    fn bytes(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
+        self.put_slice(bytes);
     }
 }
 
@@ -457,6 +445,13 @@ mod tests {
     use super::*;
     use crate::convert::tests::full_event;
 
+    /// One event's encoding in a buffer of its own.
+    fn event_bytes(event: &Event) -> Bytes {
+        let mut out = Vec::new();
+        encode_event(event, &mut out);
+        Bytes::from(out)
+    }
+
     fn assert_same_bytes(event: &Event) {
         let expected = v1::Event::from(event).encode_to_vec();
         let mut direct = Vec::new();
@@ -539,6 +534,8 @@ mod tests {
         for (event, view) in events.iter().zip(&views) {
             assert_eq!(view.as_ref(), v1::Event::from(event).encode_to_vec());
         }
+        // After an event larger than a chunk, the next starts a fresh one.
+        assert!(arena.chunk.capacity() <= 4096);
         // Views outlive the arena and each other.
         drop(arena);
         let last = views.last().cloned().expect("views");

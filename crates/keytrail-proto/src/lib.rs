@@ -36,4 +36,4 @@ pub mod v1 {
 }
 
 pub use convert::ConvertError;
-pub use encode::{EventArena, ForwardFrame, encode_event, event_bytes};
+pub use encode::{EventArena, ForwardFrame, encode_event};

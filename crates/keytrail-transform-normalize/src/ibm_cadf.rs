@@ -7,7 +7,7 @@
 //! `ibm_cloud`. Every field is read as sent: catalog translation, CRN
 //! splitting and state names are the enricher's work.
 
-use keytrail_core::{Event, Outcome, Reason, Source};
+use keytrail_core::{DetailsBuilder, Event, Outcome, Reason, Source};
 
 use crate::de::Embedded;
 use crate::raw::{Data, KeyState, Top};
@@ -149,17 +149,19 @@ pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejec
         event.instance_id = Some(instance);
     }
 
+    let mut details = DetailsBuilder::new();
     if let Some(request) = request {
-        take_request(&mut event, request);
+        take_request(&mut event, request, &mut details);
     }
     if let Some(response) = response {
-        take_response(&mut event, response);
+        take_response(&mut event, response, &mut details);
     }
+    event.details = details.build();
     Ok(event)
 }
 
 /// Contract fields of `requestData`; the rest goes to `details`.
-fn take_request(event: &mut Event, mut data: Data) {
+fn take_request(event: &mut Event, mut data: Data, details: &mut DetailsBuilder) {
     if let Some(kind) = data.key_type.take() {
         event.key_mut().kind = Some(kind);
     }
@@ -184,11 +186,11 @@ fn take_request(event: &mut Event, mut data: Data) {
         tke.signature_threshold = data.signature_threshold.take();
         tke.revocation_signature_threshold = data.revocation_signature_threshold.take();
     }
-    data.into_details(&mut event.details);
+    data.into_details(details);
 }
 
 /// Contract fields of `responseData`; the rest goes to `details`.
-fn take_response(event: &mut Event, mut data: Data) {
+fn take_response(event: &mut Event, mut data: Data, details: &mut DetailsBuilder) {
     let state = data
         .key_state
         .take()
@@ -221,7 +223,7 @@ fn take_response(event: &mut Event, mut data: Data) {
     if let Some(pattern) = data.verification_pattern.take() {
         event.tke_mut().verification_pattern = Some(pattern);
     }
-    data.into_details(&mut event.details);
+    data.into_details(details);
 }
 
 impl Context<'_> {

@@ -201,7 +201,7 @@ pub(crate) struct Data {
     pub new_value: Option<Box<Data>>,
     pub event_ack: Option<Box<Data>>,
     /// Every other field, key material removed.
-    pub extras: keytrail_core::Details,
+    pub extras: keytrail_core::DetailsBuilder,
 }
 
 impl Data {
@@ -212,7 +212,7 @@ impl Data {
     /// The extras' buffer becomes the event's when it has none yet; the
     /// fields added to it are never among the extras (every vendor name of
     /// a typed field has its row in [`Data::read_field`]).
-    pub fn into_details(self, details: &mut keytrail_core::Details) {
+    pub fn into_details(self, details: &mut keytrail_core::DetailsBuilder) {
         let mut own = self.extras;
         let text = [
             ("requestURI", self.request_uri),
@@ -261,10 +261,10 @@ impl Data {
         ];
         for (name, data) in nested {
             if let Some(data) = data {
-                let mut inner = keytrail_core::Details::new();
+                let mut inner = keytrail_core::DetailsBuilder::new();
                 data.into_details(&mut inner);
                 if !inner.is_empty() {
-                    own.insert_json(name, &inner.to_object_json());
+                    own.insert_json(name, &inner.build().to_object_json());
                 }
             }
         }
@@ -314,7 +314,7 @@ pub(crate) trait DataFields<'a> {
     fn detail(
         &mut self,
         name: &str,
-        details: &mut keytrail_core::Details,
+        details: &mut keytrail_core::DetailsBuilder,
     ) -> Result<(), Self::Error>;
 }
 
@@ -377,7 +377,11 @@ impl<'de, A: MapAccess<'de>> DataFields<'de> for SerdeFields<'_, A> {
     fn skip(&mut self) -> Result<(), A::Error> {
         self.0.next_value::<IgnoredAny>().map(|_| ())
     }
-    fn detail(&mut self, name: &str, details: &mut keytrail_core::Details) -> Result<(), A::Error> {
+    fn detail(
+        &mut self,
+        name: &str,
+        details: &mut keytrail_core::DetailsBuilder,
+    ) -> Result<(), A::Error> {
         keep(details, name, self.0.next_value()?);
         Ok(())
     }
@@ -385,7 +389,11 @@ impl<'de, A: MapAccess<'de>> DataFields<'de> for SerdeFields<'_, A> {
 
 /// Keeps one `details` field (not key material: the caller skipped those),
 /// scrubbed; an empty string is dropped.
-pub(crate) fn keep(details: &mut keytrail_core::Details, name: &str, mut value: serde_json::Value) {
+pub(crate) fn keep(
+    details: &mut keytrail_core::DetailsBuilder,
+    name: &str,
+    mut value: serde_json::Value,
+) {
     crate::material::scrub(&mut value);
     if value.as_str() != Some("") {
         details.insert(name, &value);
@@ -394,7 +402,7 @@ pub(crate) fn keep(details: &mut keytrail_core::Details, name: &str, mut value: 
 
 /// Securosys `details`: kept whole, key material removed.
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Details(pub keytrail_core::Details);
+pub(crate) struct Details(pub keytrail_core::DetailsBuilder);
 
 impl<'de> Deserialize<'de> for Details {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -23,7 +23,7 @@
 
 use std::borrow::Cow;
 
-use keytrail_core::Details;
+use keytrail_core::DetailsBuilder;
 use keytrail_core::event::find_json_special;
 
 use crate::de::{Embedded, Flag, Int, Obj, Str};
@@ -591,7 +591,7 @@ impl<'a> Reader<'a> {
     /// serde_json would write for it: its text as it is when it already is
     /// that ([`Reader::skip_plain`]), else parsed, scrubbed of key material
     /// and written back. An empty string is dropped.
-    fn detail(&mut self, name: &str, details: &mut Details) -> Result<()> {
+    fn detail(&mut self, name: &str, details: &mut DetailsBuilder) -> Result<()> {
         self.ws();
         let start = self.pos;
         let plain = self.skip_plain()?;
@@ -625,11 +625,13 @@ impl<'a> Reader<'a> {
             }
             b'[' => {
                 self.enter()?;
-                let mut plain = true;
+                let before = self.pos;
+                self.ws();
+                let mut plain = self.pos == before;
                 if self.peek() == Some(b']') {
                     self.pos += 1;
                     self.depth -= 1;
-                    return Ok(true);
+                    return Ok(plain);
                 }
                 loop {
                     let before = self.pos;
@@ -670,7 +672,7 @@ impl<'a> Reader<'a> {
 
     /// A Securosys `details` object, at its `{`.
     fn details(&mut self) -> Result<raw::Details> {
-        let mut details = Details::new();
+        let mut details = DetailsBuilder::new();
         let mut key = self.first_key()?;
         while let Some(raw) = key {
             let name = self.name(raw)?;
@@ -873,7 +875,7 @@ impl<'a> DataFields<'a> for Reader<'a> {
         Reader::skip(self)
     }
 
-    fn detail(&mut self, name: &str, details: &mut Details) -> Result<()> {
+    fn detail(&mut self, name: &str, details: &mut DetailsBuilder) -> Result<()> {
         Reader::detail(self, name, details)
     }
 }
@@ -1196,6 +1198,9 @@ mod tests {
             r#""plain""#,
             r#""""#,
             r#""esc\/aped\u00e9\n""#,
+            r#""a\"b\/c\n""#,
+            "[ ]",
+            "[\n]",
             "0",
             "-12",
             "123456789012345678",

@@ -42,7 +42,7 @@ pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejec
     event.target.api_url = top.api_url.owned();
     event.event_id = top.id.trimmed();
     if let Some(details) = top.details.0.take() {
-        event.details = details.0;
+        event.details = details.0.build();
     }
     ctx.apply_meta(&mut event);
     Ok(event)
