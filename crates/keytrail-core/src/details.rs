@@ -304,22 +304,26 @@ impl DetailsBuilder {
             text.get(entry.start..entry.start + entry.name_len)
                 .unwrap_or_default()
         };
-        // Stable: equal names stay in insertion order, the last is the latest.
-        details.entries.sort_by(|a, b| name(a).cmp(name(b)));
-        let mut kept: Vec<Entry> = Vec::with_capacity(details.entries.len());
-        for entry in details.entries.iter().copied() {
-            match kept.last_mut() {
-                Some(last) if name(last) == name(&entry) => *last = entry,
-                _ => kept.push(entry),
+        // Text is appended, so `start` is the insertion order: equal names
+        // end up oldest first without a stable sort's scratch buffer.
+        details
+            .entries
+            .sort_unstable_by(|a, b| name(a).cmp(name(b)).then(a.start.cmp(&b.start)));
+        let before = details.entries.len();
+        // Of each run of equal names keep one slot, holding the latest.
+        details.entries.dedup_by(|later, kept| {
+            let same = name(later) == name(kept);
+            if same {
+                *kept = *later;
             }
-        }
-        if kept.len() == details.entries.len() {
-            details.entries = kept;
+            same
+        });
+        if details.entries.len() == before {
             return details;
         }
         // Replaced values: keep only the live text.
         let mut compact = Details::new();
-        for entry in &kept {
+        for entry in &details.entries {
             let json = details.value_of(entry);
             let placed = compact.push_text(name(entry), |text| text.push_str(json));
             compact.entries.push(placed);
