@@ -21,6 +21,7 @@ pub mod crn;
 pub mod dead_letter;
 pub mod details;
 pub mod event;
+pub mod json;
 pub mod stage;
 pub mod time;
 

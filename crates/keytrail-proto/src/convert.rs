@@ -187,33 +187,8 @@ const MAX_PLAIN_NESTING: usize = 64;
 /// True when `json` (known to be valid) has no whitespace between its
 /// tokens and nests at most [`MAX_PLAIN_NESTING`] deep.
 fn is_compact(json: &str) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for b in json.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > MAX_PLAIN_NESTING {
-                    return false;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b' ' | b'\t' | b'\n' | b'\r' => return false,
-            _ => {}
-        }
-    }
-    true
+    let layout = keytrail_core::json::layout(json.as_bytes(), MAX_PLAIN_NESTING);
+    layout.deepest <= MAX_PLAIN_NESTING && !layout.spaced
 }
 
 /// An owned protobuf string of an event field.

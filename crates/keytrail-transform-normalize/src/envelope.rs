@@ -146,29 +146,9 @@ impl Normalizer {
         if memchr::memchr2_iter(b'{', b'[', bytes).count() <= self.max_depth {
             return Ok(());
         }
-        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-        for &b in bytes {
-            if in_string {
-                match b {
-                    _ if escaped => escaped = false,
-                    b'\\' => escaped = true,
-                    b'"' => in_string = false,
-                    _ => {}
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_string = true,
-                b'{' | b'[' => {
-                    depth += 1;
-                    if depth > self.max_depth {
-                        return Err(Rejection::new(DeadLetterReason::TooDeep)
-                            .with_detail(format!("nesting deeper than {}", self.max_depth)));
-                    }
-                }
-                b'}' | b']' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
+        if keytrail_core::json::layout(bytes, self.max_depth).deepest > self.max_depth {
+            return Err(Rejection::new(DeadLetterReason::TooDeep)
+                .with_detail(format!("nesting deeper than {}", self.max_depth)));
         }
         Ok(())
     }
