@@ -175,13 +175,6 @@ impl Details {
         });
     }
 
-    /// Sets every entry of `other` here, replacing values of the same name.
-    pub fn merge(&mut self, other: &Details) {
-        for (name, json) in other.iter() {
-            self.insert_with(name, |text| text.push_str(json));
-        }
-    }
-
     /// Writes the entries as one JSON object (`{}` when there is none).
     pub(crate) fn write_object<O: JsonOut>(&self, out: &mut O) {
         out.reserve_text(self.text.len() + 4 * self.entries.len() + 2);
@@ -485,16 +478,5 @@ mod tests {
                 .zip(details.iter().skip(1))
                 .all(|(a, b)| a.0 < b.0)
         );
-    }
-
-    #[test]
-    fn merge_replaces_values_of_the_same_name() {
-        let mut a: Details = [("k", json!(1)), ("x", json!("a"))].into_iter().collect();
-        let b: Details = [("k", json!(2)), ("y", json!(false))].into_iter().collect();
-        a.merge(&b);
-        let expected: Details = [("k", json!(2)), ("x", json!("a")), ("y", json!(false))]
-            .into_iter()
-            .collect();
-        assert_eq!(a, expected);
     }
 }
