@@ -74,15 +74,15 @@ impl<'a> Segments<'a> {
         let mut parts = [""; 9];
         let mut count = 0;
         let mut start = 0;
-        for (at, &byte) in body.as_bytes().iter().enumerate() {
-            if byte == b':' {
-                // `:` is ASCII, so both slices end on character boundaries.
-                parts[count] = body.get(start..at).unwrap_or_default();
-                count += 1;
-                start = at + 1;
-                if count == 8 {
-                    break;
-                }
+        // `memchr` finds the colons a vector at a time: a CRN is about a
+        // hundred bytes with nine of them.
+        for at in memchr::memchr_iter(b':', body.as_bytes()) {
+            // `:` is ASCII, so both slices end on character boundaries.
+            parts[count] = body.get(start..at).unwrap_or_default();
+            count += 1;
+            start = at + 1;
+            if count == 8 {
+                break;
             }
         }
         parts[count] = body.get(start..).unwrap_or_default();

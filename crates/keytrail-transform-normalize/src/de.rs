@@ -271,6 +271,21 @@ pub(crate) enum Embedded<T> {
     Text(String),
 }
 
+impl<T: Default> Embedded<T> {
+    /// The object form, made empty if it was not that: for filling in
+    /// place.
+    pub(crate) fn parsed(&mut self) -> &mut T {
+        if !matches!(self, Embedded::Parsed(_)) {
+            *self = Embedded::Parsed(T::default());
+        }
+        match self {
+            Embedded::Parsed(value) => value,
+            // Made the object form just above.
+            Embedded::Absent | Embedded::Text(_) => unreachable!("set to Parsed above"),
+        }
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Embedded<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct EmbeddedVisitor<T>(PhantomData<T>);

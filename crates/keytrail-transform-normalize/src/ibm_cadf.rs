@@ -45,10 +45,7 @@ pub(crate) fn crn_service(text: &str) -> Option<&str> {
     let body = text.strip_prefix("crn:").unwrap_or(text);
     let mut segment = 0;
     let mut start = 0;
-    for (at, byte) in body.bytes().enumerate() {
-        if byte != b':' {
-            continue;
-        }
+    for at in memchr::memchr_iter(b':', body.as_bytes()) {
         if segment == 0 && !body.starts_with('v') {
             return None;
         }
@@ -129,10 +126,11 @@ pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejec
     };
     event.reason = (!reason.is_empty()).then_some(reason);
 
-    let mut request = ctx.embedded(std::mem::take(&mut top.request_data))?;
-    let mut response = match ctx.embedded(std::mem::take(&mut top.response_data))? {
+    // The objects stay in `top`: they are large, and moving them costs.
+    let mut request = ctx.embedded(&mut top.request_data)?;
+    let mut response = match ctx.embedded(&mut top.response_data)? {
         Some(data) => Some(data),
-        None => ctx.embedded(std::mem::take(&mut top.response_body))?,
+        None => ctx.embedded(&mut top.response_body)?,
     };
     event.correlation_id = top
         .correlation_id
@@ -161,7 +159,7 @@ pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejec
 }
 
 /// Contract fields of `requestData`; the rest goes to `details`.
-fn take_request(event: &mut Event, mut data: Data, details: &mut DetailsBuilder) {
+fn take_request(event: &mut Event, data: &mut Data, details: &mut DetailsBuilder) {
     if let Some(kind) = data.key_type.take() {
         event.key_mut().kind = Some(kind);
     }
@@ -186,11 +184,11 @@ fn take_request(event: &mut Event, mut data: Data, details: &mut DetailsBuilder)
         tke.signature_threshold = data.signature_threshold.take();
         tke.revocation_signature_threshold = data.revocation_signature_threshold.take();
     }
-    data.into_details(details);
+    data.take_details(details);
 }
 
 /// Contract fields of `responseData`; the rest goes to `details`.
-fn take_response(event: &mut Event, mut data: Data, details: &mut DetailsBuilder) {
+fn take_response(event: &mut Event, data: &mut Data, details: &mut DetailsBuilder) {
     let state = data
         .key_state
         .take()
@@ -223,26 +221,32 @@ fn take_response(event: &mut Event, mut data: Data, details: &mut DetailsBuilder
     if let Some(pattern) = data.verification_pattern.take() {
         event.tke_mut().verification_pattern = Some(pattern);
     }
-    data.into_details(details);
+    data.take_details(details);
 }
 
 impl Context<'_> {
-    /// Reads an embedded object, decoding the string form.
-    fn embedded(&self, data: Embedded<Data>) -> Result<Option<Data>, Rejection> {
-        match data {
-            Embedded::Absent => Ok(None),
-            Embedded::Parsed(data) => Ok(Some(data)),
-            Embedded::Text(text) => match scan::data(&text, self.normalizer.max_depth) {
-                Ok(data) => Ok(Some(data)),
+    /// An embedded object, the string form decoded in its place.
+    fn embedded<'d>(
+        &self,
+        data: &'d mut Embedded<Data>,
+    ) -> Result<Option<&'d mut Data>, Rejection> {
+        if let Embedded::Text(text) = data {
+            let parsed = match scan::data(text, self.normalizer.max_depth) {
+                Ok(parsed) => Some(parsed),
                 Err(scan::Fallback) => {
                     self.normalizer.check_depth(text.as_bytes())?;
                     // A string that is not an object of the expected shape
                     // is not worth the event: keep the event, drop the
                     // field.
-                    Ok(serde_json::from_str::<Data>(&text).ok())
+                    serde_json::from_str::<Data>(text).ok()
                 }
-            },
+            };
+            *data = parsed.map_or(Embedded::Absent, Embedded::Parsed);
         }
+        Ok(match data {
+            Embedded::Parsed(data) => Some(data),
+            Embedded::Absent | Embedded::Text(_) => None,
+        })
     }
 }
 

@@ -16,7 +16,10 @@ const KEY_MATERIAL: &[&str] = &["payload", "encryptednonce", "iv", "plaintext", 
 
 /// True when a field of this name must be dropped.
 pub fn is_key_material(name: &str) -> bool {
-    if name.len() > 32 {
+    // Every listed name starts with one of these letters; most field
+    // names are out on their first byte.
+    let first = name.bytes().find(|b| *b != b'_' && *b != b'-');
+    if name.len() > 32 || !matches!(first.map(|b| b | 0x20), Some(b'p' | b'e' | b'i' | b'c')) {
         return false;
     }
     let mut folded = [0u8; 32];
@@ -48,6 +51,13 @@ mod tests {
 
     #[test]
     fn names_match_without_case_or_separators() {
+        for name in KEY_MATERIAL {
+            let first = name.as_bytes()[0];
+            assert!(
+                b"peic".contains(&first),
+                "{name}: the first-letter filter misses it"
+            );
+        }
         for name in [
             "payload",
             "Payload",

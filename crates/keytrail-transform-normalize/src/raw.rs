@@ -211,58 +211,59 @@ impl Data {
     ///
     /// The extras' buffer becomes the event's when it has none yet; the
     /// fields added to it are never among the extras (every vendor name of
-    /// a typed field has its row in [`Data::read_field`]).
-    pub fn into_details(self, details: &mut keytrail_core::DetailsBuilder) {
-        let mut own = self.extras;
+    /// a typed field has its row in [`Data::read_field`]). The extras
+    /// move out of `self`; the typed fields are copied.
+    pub fn take_details(&mut self, details: &mut keytrail_core::DetailsBuilder) {
+        let mut own = std::mem::take(&mut self.extras);
         let text = [
-            ("requestURI", self.request_uri),
-            ("instanceID", self.instance_id),
-            ("correlationId", self.correlation_id),
-            ("keyId", self.key_id),
-            ("keyType", self.key_type),
-            ("keyVersionId", self.key_version_id),
-            ("rewrappedKeyVersionId", self.rewrapped_key_version_id),
-            ("keyVersionCreationDate", self.key_version_created),
-            ("keyRingId", self.key_ring_id),
-            ("location", self.location),
-            ("adminId", self.admin_id),
-            ("verificationPattern", self.verification_pattern),
+            ("requestURI", &self.request_uri),
+            ("instanceID", &self.instance_id),
+            ("correlationId", &self.correlation_id),
+            ("keyId", &self.key_id),
+            ("keyType", &self.key_type),
+            ("keyVersionId", &self.key_version_id),
+            ("rewrappedKeyVersionId", &self.rewrapped_key_version_id),
+            ("keyVersionCreationDate", &self.key_version_created),
+            ("keyRingId", &self.key_ring_id),
+            ("location", &self.location),
+            ("adminId", &self.admin_id),
+            ("verificationPattern", &self.verification_pattern),
         ];
         for (name, value) in text {
             if let Some(value) = value {
-                own.insert_str(name, &value);
+                own.insert_str(name, value);
             }
         }
         let numbers = [
-            ("signatureThreshold", self.signature_threshold),
+            ("signatureThreshold", &self.signature_threshold),
             (
                 "revocationSignatureThreshold",
-                self.revocation_signature_threshold,
+                &self.revocation_signature_threshold,
             ),
         ];
         for (name, value) in numbers {
             if let Some(value) = value {
-                own.insert_int(name, value);
+                own.insert_int(name, *value);
             }
         }
-        match self.key_state {
+        match &self.key_state {
             Some(KeyState::Code(code)) => {
-                own.insert_int("keyState", code);
+                own.insert_int("keyState", *code);
             }
             Some(KeyState::Name(name)) => {
-                own.insert_str("keyState", &name);
+                own.insert_str("keyState", name);
             }
             None => {}
         }
         let nested = [
-            ("initialValue", self.initial_value),
-            ("newValue", self.new_value),
-            ("eventAckData", self.event_ack),
+            ("initialValue", &mut self.initial_value),
+            ("newValue", &mut self.new_value),
+            ("eventAckData", &mut self.event_ack),
         ];
         for (name, data) in nested {
             if let Some(data) = data {
                 let mut inner = keytrail_core::DetailsBuilder::new();
-                data.into_details(&mut inner);
+                data.take_details(&mut inner);
                 if !inner.is_empty() {
                     own.insert_json(name, &inner.build().to_object_json());
                 }

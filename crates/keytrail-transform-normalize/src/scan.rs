@@ -147,12 +147,11 @@ fn find_quote_or_backslash(bytes: &[u8], from: usize) -> usize {
     memchr::memchr2(b'"', b'\\', rest).map_or(bytes.len(), |i| at + i)
 }
 
-/// True when the text holds a byte below 0x20 anywhere. Written as a
-/// branch-free fold over blocks so the compiler vectorizes it.
+/// True when the text holds a byte below 0x20 anywhere: its smallest byte,
+/// as one branch-free fold over the whole text (a line is about a kilobyte,
+/// and usually clean), which the compiler turns into vector minimums.
 fn has_control_byte(bytes: &[u8]) -> bool {
-    bytes
-        .chunks(64)
-        .any(|block| block.iter().fold(0u8, |seen, &b| seen | u8::from(b < 0x20)) != 0)
+    bytes.iter().fold(u8::MAX, |least, &b| least.min(b)) < 0x20
 }
 
 /// Marks field `bit` as read; a second time is serde's duplicate-field
@@ -564,26 +563,25 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An [`Embedded`] field.
-    fn embedded(&mut self) -> Result<Embedded<Data>> {
+    /// An [`Embedded`] field, read into `slot` (which is absent): the
+    /// object form is filled in place, `Data` being large to move.
+    fn embedded(&mut self, slot: &mut Embedded<Data>) -> Result<()> {
         match self.next_byte()? {
             b'{' => {
-                let mut data = Data::default();
-                self.data(&mut data)?;
-                Ok(Embedded::Parsed(data))
+                let data = slot.parsed();
+                self.data(data)
             }
             b'"' => {
                 self.pos += 1;
                 let raw = self.string()?;
                 let text = self.decode(raw)?;
-                Ok(if text.trim_start().starts_with('{') {
-                    Embedded::Text(text.into_owned())
-                } else {
-                    Embedded::Absent
-                })
+                if text.trim_start().starts_with('{') {
+                    *slot = Embedded::Text(text.into_owned());
+                }
+                Ok(())
             }
-            b'[' => self.skip_array().map(|()| Embedded::Absent),
-            first => self.skip_other(first).map(|()| Embedded::Absent),
+            b'[' => self.skip_array(),
+            first => self.skip_other(first),
         }
     }
 
@@ -708,9 +706,9 @@ impl<'a> Reader<'a> {
                             F::Initiator => top.initiator = self.object(Self::initiator)?,
                             F::Target => top.target = self.object(Self::target)?,
                             F::Reason => top.reason = self.object(Self::reason)?,
-                            F::RequestData => top.request_data = self.embedded()?,
-                            F::ResponseData => top.response_data = self.embedded()?,
-                            F::ResponseBody => top.response_body = self.embedded()?,
+                            F::RequestData => self.embedded(&mut top.request_data)?,
+                            F::ResponseData => self.embedded(&mut top.response_data)?,
+                            F::ResponseBody => self.embedded(&mut top.response_body)?,
                             F::DataEvent => top.data_event = self.flag()?,
                             F::Details => top.details = self.object(Self::details)?,
                             F::Source => top.source = self.object(Self::boxed_top)?,
