@@ -272,14 +272,24 @@ impl<'a> Reader<'a> {
     }
 
     /// A string's value, borrowed unless it has escapes.
-    #[inline]
+    #[inline(always)]
     fn decode(&self, raw: Raw) -> Result<Cow<'a, str>> {
+        if raw.escaped {
+            return self.decode_escaped(raw);
+        }
+        self.text
+            .get(raw.start..raw.end)
+            .map(Cow::Borrowed)
+            .ok_or(Fallback)
+    }
+
+    /// [`Reader::decode`] of a string with escapes, out of the way of the
+    /// usual case.
+    #[cold]
+    #[inline(never)]
+    fn decode_escaped(&self, raw: Raw) -> Result<Cow<'a, str>> {
         let text = self.text.get(raw.start..raw.end).ok_or(Fallback)?;
-        Ok(if raw.escaped {
-            Cow::Owned(unescape(text))
-        } else {
-            Cow::Borrowed(text)
-        })
+        Ok(Cow::Owned(unescape(text)))
     }
 
     /// An object key as a field name; a key with escapes is left to
