@@ -471,6 +471,7 @@ impl State {
         stream: u64,
         expected: &mut u64,
         batch: v1::EventBatch,
+        lines: &mut Vec<u8>,
     ) -> Result<v1::ForwardResponse, Status> {
         let sequence = batch.sequence;
         if sequence != *expected {
@@ -507,11 +508,16 @@ impl State {
         }
 
         let count = batch.events.len();
-        let mut lines = Vec::with_capacity(count * 512);
+        lines.clear();
+        // A batch of unusually large events does not pin its buffer for
+        // the rest of the stream.
+        if lines.capacity() > KEPT_LINES_BYTES {
+            *lines = Vec::new();
+        }
         for (index, event) in batch.events.into_iter().enumerate() {
             match Event::try_from(event) {
                 Ok(event) => {
-                    event.write_json(&mut lines);
+                    event.write_json(lines);
                     lines.push(b'\n');
                 }
                 Err(error) => {
@@ -527,7 +533,7 @@ impl State {
                 "a newer stream of this sender replaced this one",
             ));
         }
-        if let Err(error) = write(&mut out, &lines).await {
+        if let Err(error) = write(&mut out, lines).await {
             return Ok(self.refuse(sequence, false, format!("cannot write the output: {error}")));
         }
         drop(out);
@@ -566,6 +572,9 @@ impl State {
         }
     }
 }
+
+/// The most output buffer a stream keeps between batches.
+const KEPT_LINES_BYTES: usize = 4 << 20;
 
 async fn write(out: &mut tokio::fs::File, lines: &[u8]) -> std::io::Result<()> {
     out.write_all(lines).await?;
@@ -622,6 +631,9 @@ async fn conversation(
     let stream = state.register(&hello.sender_id);
     log::stream_opened(&hello.sender_id, &hello.agent, hello.first_sequence);
     let mut expected = hello.first_sequence;
+    // One buffer for the stream's output lines: a batch of 500 events is
+    // about half a megabyte of JSON, and growing a fresh one copies it.
+    let mut lines = Vec::new();
     let result = async {
         loop {
             let batch = match next(&mut requests, &mut stopped).await? {
@@ -632,7 +644,7 @@ async fn conversation(
                 }
             };
             let answer = state
-                .batch(&hello.sender_id, stream, &mut expected, batch)
+                .batch(&hello.sender_id, stream, &mut expected, batch, &mut lines)
                 .await?;
             if answers.send(Ok(answer)).await.is_err() {
                 return Ok("sender went away");
