@@ -1,6 +1,7 @@
 //! Generates the Rust code of `proto/keytrail/v1/*.proto` with protox (a
 //! protobuf compiler in Rust, so no system `protoc` is needed) and
-//! tonic-prost-build.
+//! tonic-prost-build, and a second server of the feed whose requests are
+//! decoded by `decode::ForwardMessage` (tonic-build's manual services).
 
 use std::path::PathBuf;
 
@@ -20,5 +21,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .emit_rerun_if_changed(false)
         .compile_fds(descriptors)?;
+
+    // The receiving side of the feed again, reading each request as
+    // `decode::ForwardMessage` (events decoded straight into core events)
+    // instead of the generated `ForwardRequest`. Same service, same route.
+    let forward = tonic_build::manual::Method::builder()
+        .name("forward")
+        .route_name("Forward")
+        .input_type("crate::decode::ForwardMessage")
+        .output_type("crate::v1::ForwardResponse")
+        .codec_path("tonic_prost::ProstCodec")
+        .client_streaming()
+        .server_streaming()
+        .build();
+    let service = tonic_build::manual::Service::builder()
+        .name("ForwardService")
+        .package("keytrail.v1")
+        .method(forward)
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .compile(&[service]);
     Ok(())
 }

@@ -18,11 +18,9 @@
 //!   [`ConvertError`] naming the field, so a receiver can reject the batch
 //!   for good instead of storing a guess.
 
-use std::collections::BTreeMap;
-
 use keytrail_core::{
-    Actor, Category, Details, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source,
-    Target, Timestamp, TkeFacts,
+    Actor, Category, Details, DetailsBuilder, Event, KeyFacts, Ocsf, Origin, Outcome, Reason,
+    Severity, Source, Target, Timestamp, TkeFacts,
 };
 
 use crate::v1;
@@ -140,7 +138,12 @@ impl TryFrom<v1::Event> for Event {
             kind: r.r#type.map(Into::into),
             failure: r.failure.map(Into::into),
         });
-        event.details = details_from_proto(&proto.details)?;
+        event.details = details_from_proto(
+            proto
+                .details
+                .iter()
+                .map(|(name, text)| (name.as_str(), text.as_str())),
+        )?;
         event.labels = (!proto.labels.is_empty()).then(|| Box::new(proto.labels));
         event.ocsf = proto.ocsf.map(|o| Ocsf {
             class_uid: o.class_uid,
@@ -161,12 +164,15 @@ impl TryFrom<v1::Event> for Event {
 /// it is; any other (whitespace between tokens, which could hold a line
 /// break, or nesting deeper than [`MAX_PLAIN_NESTING`]) is parsed, within
 /// serde_json's depth limit, and written back compactly, so the JSON of the
-/// event stays one line.
-fn details_from_proto(details: &BTreeMap<String, String>) -> Result<Details, ConvertError> {
-    let mut out = Details::new();
+/// event stays one line. Entries may come in any order; of equal names the
+/// last one wins, as in a protobuf map.
+pub(crate) fn details_from_proto<'a>(
+    details: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Details, ConvertError> {
+    let mut out = DetailsBuilder::new();
     for (name, text) in details {
         let invalid = |source| ConvertError::InvalidDetail {
-            name: name.clone(),
+            name: name.to_owned(),
             source,
         };
         let raw = serde_json::from_str::<&serde_json::value::RawValue>(text).map_err(invalid)?;
@@ -177,7 +183,7 @@ fn details_from_proto(details: &BTreeMap<String, String>) -> Result<Details, Con
             out.insert(name, &value);
         }
     }
-    Ok(out)
+    Ok(out.build())
 }
 
 /// Nesting kept as sent; deeper values go through serde_json's parser and
@@ -372,7 +378,7 @@ pub(crate) fn source_to_proto(source: Source) -> v1::Source {
     to_proto(&SOURCES, source, v1::Source::Unspecified)
 }
 
-fn source_from_proto(value: i32) -> Result<Source, ConvertError> {
+pub(crate) fn source_from_proto(value: i32) -> Result<Source, ConvertError> {
     from_proto(&SOURCES, "source", value)
 }
 
@@ -380,7 +386,7 @@ pub(crate) fn category_to_proto(category: Category) -> v1::Category {
     to_proto(&CATEGORIES, category, v1::Category::Unspecified)
 }
 
-fn category_from_proto(value: i32) -> Result<Category, ConvertError> {
+pub(crate) fn category_from_proto(value: i32) -> Result<Category, ConvertError> {
     from_proto(&CATEGORIES, "category", value)
 }
 
@@ -388,7 +394,7 @@ pub(crate) fn outcome_to_proto(outcome: Outcome) -> v1::Outcome {
     to_proto(&OUTCOMES, outcome, v1::Outcome::Unspecified)
 }
 
-fn outcome_from_proto(value: i32) -> Result<Outcome, ConvertError> {
+pub(crate) fn outcome_from_proto(value: i32) -> Result<Outcome, ConvertError> {
     from_proto(&OUTCOMES, "outcome", value)
 }
 
@@ -396,12 +402,13 @@ pub(crate) fn severity_to_proto(severity: Severity) -> v1::Severity {
     to_proto(&SEVERITIES, severity, v1::Severity::Unspecified)
 }
 
-fn severity_from_proto(value: i32) -> Result<Severity, ConvertError> {
+pub(crate) fn severity_from_proto(value: i32) -> Result<Severity, ConvertError> {
     from_proto(&SEVERITIES, "severity", value)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use prost::Message as _;

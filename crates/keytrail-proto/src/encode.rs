@@ -435,7 +435,7 @@ impl Fields for Origin {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -478,6 +478,12 @@ mod tests {
 
     #[test]
     fn defaults_empties_and_negatives_encode_as_prost_does() {
+        assert_same_bytes(&awkward_event());
+    }
+
+    /// An event of defaults, empty texts in optional fields, zero and
+    /// negative numbers, and map entries with empty names or values.
+    pub(crate) fn awkward_event() -> Event {
         let mut event = Event::new(Timestamp::from_millis(-1), Source::IbmCloud, "x".into());
         event.legacy_action = Some(CompactString::default());
         event.status_code = Some(0);
@@ -514,7 +520,7 @@ mod tests {
             partition: -1,
             offset: 0,
         });
-        assert_same_bytes(&event);
+        event
     }
 
     #[test]

@@ -18,8 +18,11 @@
 //! - [`encode`]: the same protobuf bytes written straight from an `Event`
 //!   (no intermediate message), and the feed's outgoing frame of
 //!   pre-encoded events — what the gRPC sink sends.
+//! - [`decode`]: the feed's incoming requests decoded straight into core
+//!   events — what the reference receiver reads.
 
 pub mod convert;
+pub mod decode;
 pub mod encode;
 
 /// The generated code of package `keytrail.v1` (`proto/keytrail/v1`).
@@ -35,5 +38,14 @@ pub mod v1 {
     pub const FORWARD_SERVICE_NAME: &str = forward_service_server::SERVICE_NAME;
 }
 
+/// The feed's server reading its requests as
+/// [`ForwardMessage`](decode::ForwardMessage): the same service and route as
+/// [`v1::forward_service_server`], events decoded straight into core events.
+#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
+pub mod incoming {
+    include!(concat!(env!("OUT_DIR"), "/keytrail.v1.ForwardService.rs"));
+}
+
 pub use convert::ConvertError;
+pub use decode::{ForwardMessage, IncomingBatch, Refused};
 pub use encode::{EventArena, ForwardFrame, encode_event};

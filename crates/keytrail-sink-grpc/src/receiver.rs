@@ -12,8 +12,10 @@
 //!    stops storing.
 //! 2. For each batch, in order: a sequence other than the expected one is
 //!    answered `REJECTED_RETRYABLE` "out of order" and not stored (rule 3).
-//! 3. The events are converted back to [`keytrail_core::Event`]; one that
-//!    does not convert makes the batch `REJECTED_PERMANENT` with the reason
+//! 3. The events arrive as [`keytrail_core::Event`]s, decoded straight from
+//!    the request by [`keytrail_proto::ForwardMessage`]; one that keytrail
+//!    would never send (an unknown enum value, a `details` value that is
+//!    not JSON) makes the batch `REJECTED_PERMANENT` with the reason
 //!    (rule 6), and the expected sequence advances.
 //! 4. The batch is appended to the output file as NDJSON, one event per
 //!    line, exactly the JSON `keytrail normalize` prints; the file is
@@ -53,10 +55,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keytrail_core::Event;
-use keytrail_proto::v1;
-use keytrail_proto::v1::forward_request::Kind;
-use keytrail_proto::v1::forward_service_server::{ForwardService, ForwardServiceServer};
+use keytrail_proto::incoming::forward_service_server::{ForwardService, ForwardServiceServer};
+use keytrail_proto::{ForwardMessage, IncomingBatch, Refused, v1};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
@@ -470,7 +470,7 @@ impl State {
         sender_id: &str,
         stream: u64,
         expected: &mut u64,
-        batch: v1::EventBatch,
+        batch: IncomingBatch,
         lines: &mut Vec<u8>,
     ) -> Result<v1::ForwardResponse, Status> {
         let sequence = batch.sequence;
@@ -507,6 +507,10 @@ impl State {
             ));
         }
 
+        if let Some(Refused { index, error }) = batch.refused {
+            *expected += 1;
+            return Ok(self.refuse(sequence, true, format!("event {index}: {error}")));
+        }
         let count = batch.events.len();
         lines.clear();
         // A batch of unusually large events does not pin its buffer for
@@ -514,17 +518,9 @@ impl State {
         if lines.capacity() > KEPT_LINES_BYTES {
             *lines = Vec::new();
         }
-        for (index, event) in batch.events.into_iter().enumerate() {
-            match Event::try_from(event) {
-                Ok(event) => {
-                    event.write_json(lines);
-                    lines.push(b'\n');
-                }
-                Err(error) => {
-                    *expected += 1;
-                    return Ok(self.refuse(sequence, true, format!("event {index}: {error}")));
-                }
-            }
+        for event in &batch.events {
+            event.write_json(lines);
+            lines.push(b'\n');
         }
 
         let mut out = self.out.lock().await;
@@ -596,7 +592,7 @@ impl ForwardService for Feed {
 
     async fn forward(
         &self,
-        request: Request<Streaming<v1::ForwardRequest>>,
+        request: Request<Streaming<ForwardMessage>>,
     ) -> Result<Response<Self::ForwardStream>, Status> {
         let requests = request.into_inner();
         let (answers, stream) = mpsc::channel(ANSWER_CAPACITY);
@@ -614,15 +610,17 @@ impl ForwardService for Feed {
 /// One stream, hello to end.
 async fn conversation(
     state: &State,
-    mut requests: Streaming<v1::ForwardRequest>,
+    mut requests: Streaming<ForwardMessage>,
     answers: &mpsc::Sender<Result<v1::ForwardResponse, Status>>,
 ) -> Result<(), Status> {
     let mut stopped = state.stopped.clone();
     let hello = match next(&mut requests, &mut stopped).await? {
         None => return Ok(()),
-        Some(Kind::Hello(hello)) if !hello.sender_id.is_empty() => hello,
-        Some(Kind::Hello(_)) => return Err(Status::invalid_argument("hello without sender_id")),
-        Some(Kind::Batch(_)) => {
+        Some(ForwardMessage::Hello(hello)) if !hello.sender_id.is_empty() => hello,
+        Some(ForwardMessage::Hello(_)) => {
+            return Err(Status::invalid_argument("hello without sender_id"));
+        }
+        Some(ForwardMessage::Batch(_) | ForwardMessage::Empty) => {
             return Err(Status::invalid_argument(
                 "the first message of a stream must be a hello",
             ));
@@ -638,9 +636,14 @@ async fn conversation(
         loop {
             let batch = match next(&mut requests, &mut stopped).await? {
                 None => return Ok("sender closed the stream"),
-                Some(Kind::Batch(batch)) => batch,
-                Some(Kind::Hello(_)) => {
+                Some(ForwardMessage::Batch(batch)) => batch,
+                Some(ForwardMessage::Hello(_)) => {
                     return Err(Status::invalid_argument("a second hello on one stream"));
+                }
+                Some(ForwardMessage::Empty) => {
+                    return Err(Status::invalid_argument(
+                        "a request with neither a hello nor a batch",
+                    ));
                 }
             };
             let answer = state
@@ -663,11 +666,11 @@ async fn conversation(
 /// The next message, or an error when the stream failed or the receiver
 /// is shutting down.
 async fn next(
-    requests: &mut Streaming<v1::ForwardRequest>,
+    requests: &mut Streaming<ForwardMessage>,
     stopped: &mut watch::Receiver<bool>,
-) -> Result<Option<Kind>, Status> {
+) -> Result<Option<ForwardMessage>, Status> {
     tokio::select! {
-        message = requests.message() => Ok(message?.and_then(|m| m.kind)),
+        message = requests.message() => Ok(message?),
         _ = stopped.wait_for(|stop| *stop) => Err(shutting_down()),
     }
 }

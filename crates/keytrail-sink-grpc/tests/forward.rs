@@ -538,6 +538,83 @@ async fn deliver_one_batch(sink: &mut GrpcSink, out: &Path) {
     tracker.assert_all_delivered(1);
 }
 
+/// A sender that is not keytrail, on the generated client: an event
+/// keytrail would never send refuses its batch for good, naming the event;
+/// the stream goes on; a request holding neither a hello nor a batch ends
+/// the stream with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_keytrail_never_sends_are_refused_for_good_by_index() {
+    use keytrail_proto::v1;
+    use keytrail_proto::v1::forward_request::Kind;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("events.ndjson");
+    let receiver = run_receiver(receiver_config(&out)).await;
+    let mut client = v1::forward_service_client::ForwardServiceClient::connect(format!(
+        "http://{}",
+        receiver.addr
+    ))
+    .await
+    .expect("connects");
+    let (requests, outgoing) = mpsc::channel(4);
+    let mut answers = client
+        .forward(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let send = |kind: Option<Kind>| {
+        let requests = requests.clone();
+        async move {
+            requests
+                .send(v1::ForwardRequest { kind })
+                .await
+                .expect("stream open");
+        }
+    };
+    send(Some(Kind::Hello(v1::Hello {
+        sender_id: "not-keytrail".into(),
+        first_sequence: 1,
+        agent: "test".into(),
+    })))
+    .await;
+    let good = v1::Event::from(&event(0));
+    let mut unknown = v1::Event::from(&event(1));
+    unknown.category = 99;
+    send(Some(Kind::Batch(v1::EventBatch {
+        sequence: 1,
+        events: vec![good.clone(), unknown],
+    })))
+    .await;
+    let answer = answers.message().await.expect("answered").expect("open");
+    assert_eq!(
+        (answer.sequence, answer.status()),
+        (1, v1::AckStatus::RejectedPermanent)
+    );
+    assert_eq!(
+        answer.reason,
+        "event 1: field `category` has unspecified or unknown value 99"
+    );
+
+    send(Some(Kind::Batch(v1::EventBatch {
+        sequence: 2,
+        events: vec![good],
+    })))
+    .await;
+    let answer = answers.message().await.expect("answered").expect("open");
+    assert_eq!(
+        (answer.sequence, answer.status()),
+        (2, v1::AckStatus::Accepted)
+    );
+    assert_eq!(line_count(&out), 1, "stored before the answer");
+
+    send(None).await;
+    let status = answers.message().await.expect_err("the stream ends");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    let stats = receiver.stop().await;
+    assert_eq!(stats.permanent_rejections(), 1);
+    assert_eq!(stats.stored_events(), 1);
+}
+
 /// TLS, then mutual TLS; a client certificate from an unknown authority
 /// is refused, and its events are never acked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
