@@ -37,3 +37,87 @@ pub fn corpus() -> Vec<Vec<u8>> {
 pub fn total_bytes(lines: &[Vec<u8>]) -> usize {
     lines.iter().map(Vec::len).sum()
 }
+
+/// Records per batch from the source (`kafka.batch_max_records` default).
+pub const RECORDS_PER_BATCH: usize = 1000;
+/// Events per gRPC batch (`grpc.batch_max_events` default).
+pub const EVENTS_PER_REQUEST: usize = 500;
+
+/// The corpus as the gRPC feed sends it: each valid line normalized,
+/// enriched and classified, in `keytrail.v1.ForwardRequest` batches of
+/// [`EVENTS_PER_REQUEST`] events, encoded. What a receiver decodes.
+pub fn feed_requests(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    use keytrail_core::{AckToken, Batch, RecordMeta, Transform as _};
+    use prost::Message as _;
+
+    let normalizer = keytrail_transform_normalize::Normalizer::default();
+    let enricher = keytrail_transform_enrich::Enricher::new();
+    let classifier = keytrail_transform_classify::Classifier::new();
+    let mut arena = keytrail_proto::EventArena::default();
+    let mut batch = Batch::new(AckToken::detached());
+    for line in lines {
+        normalizer.normalize_record(line, &RecordMeta::default(), &mut batch);
+    }
+    enricher.transform(&mut batch);
+    classifier.transform(&mut batch);
+    batch
+        .events
+        .chunks(EVENTS_PER_REQUEST)
+        .zip(1..)
+        .map(|(events, sequence)| {
+            keytrail_proto::ForwardFrame::Batch {
+                sequence,
+                events: events.iter().map(|e| arena.encode(e)).collect(),
+            }
+            .encode_to_vec()
+        })
+        .collect()
+}
+
+/// What the reference receiver does with each request: decode it straight
+/// into core events ([`keytrail_proto::ForwardMessage`]) and write their
+/// contract JSON lines into `out` (cleared first). Returns the events.
+pub fn receive(requests: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+    use prost::Message as _;
+
+    let mut events = 0;
+    out.clear();
+    for request in requests {
+        if let Ok(keytrail_proto::ForwardMessage::Batch(batch)) =
+            keytrail_proto::ForwardMessage::decode(request.as_slice())
+        {
+            for event in &batch.events {
+                event.write_json(out);
+                out.push(b'\n');
+            }
+            events += batch.events.len() as u64;
+        }
+    }
+    events
+}
+
+/// [`receive`] as the receiver did it before: prost's generated
+/// `ForwardRequest`, then `Event::try_from` for each event.
+pub fn receive_via_message(requests: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+    use keytrail_proto::v1;
+    use prost::Message as _;
+
+    let mut events = 0;
+    out.clear();
+    for request in requests {
+        let Ok(v1::ForwardRequest {
+            kind: Some(v1::forward_request::Kind::Batch(batch)),
+        }) = v1::ForwardRequest::decode(request.as_slice())
+        else {
+            continue;
+        };
+        for event in batch.events {
+            if let Ok(event) = keytrail_core::Event::try_from(event) {
+                event.write_json(out);
+                out.push(b'\n');
+                events += 1;
+            }
+        }
+    }
+    events
+}

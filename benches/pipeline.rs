@@ -11,7 +11,16 @@
 //!   to a `keytrail.v1.Event` message first and encoding that with prost
 //!   (what the sink did before), for the ratio;
 //! - `serde_json_value_parse_only`: the same baseline as in `normalize`,
-//!   so this group reads as a ratio too.
+//!   so this group reads as a ratio too;
+//! - `receiver_to_json`: the other end of the feed, the reference
+//!   receiver's work per request (prepared outside the timing): decoded
+//!   straight into core events (`keytrail_proto::ForwardMessage`), their
+//!   contract JSON written to a reused buffer;
+//! - `receiver_to_json_via_message`: the same through prost's generated
+//!   `ForwardRequest` and `Event::try_from` (the receiver before).
+//!
+//! Throughput is in corpus lines for every case, so the receiver's figures
+//! compare with the sender's directly.
 //!
 //! The full loopback path (Kafka mock cluster → `keytrail run` → gRPC
 //! receiver) is the `loopback` bench. Corpus: see
@@ -30,10 +39,7 @@ use keytrail_transform_enrich::Enricher;
 use keytrail_transform_normalize::Normalizer;
 use prost::Message;
 
-/// Records per batch from the source (`kafka.batch_max_records` default).
-const RECORDS_PER_BATCH: usize = 1000;
-/// Events per gRPC batch (`grpc.batch_max_events` default).
-const EVENTS_PER_REQUEST: usize = 500;
+use keytrail_benches::{EVENTS_PER_REQUEST, RECORDS_PER_BATCH};
 
 fn pipeline(c: &mut Criterion) {
     let lines = keytrail_benches::corpus();
@@ -97,6 +103,14 @@ fn pipeline(c: &mut Criterion) {
             });
         });
     }
+    let requests = keytrail_benches::feed_requests(&lines);
+    let mut out = Vec::with_capacity(keytrail_benches::total_bytes(&lines) * 2);
+    group.bench_function("receiver_to_json", |b| {
+        b.iter(|| black_box(keytrail_benches::receive(&requests, &mut out)));
+    });
+    group.bench_function("receiver_to_json_via_message", |b| {
+        b.iter(|| black_box(keytrail_benches::receive_via_message(&requests, &mut out)));
+    });
     group.finish();
 }
 

@@ -8,7 +8,12 @@
 //! - `json_direct`: the same bytes from `Event::write_json`;
 //! - `proto`: the `pipeline` bench's path, batches of 1000 records through
 //!   the transforms, then `keytrail.v1` batches of 500 encoded with prost;
-//! - `serde_value`: `serde_json::Value` parse only (the baseline).
+//! - `serde_value`: `serde_json::Value` parse only (the baseline);
+//! - `receive`: the receiver's side of `proto` (prepared before the
+//!   count): each `ForwardRequest` decoded straight into core events and
+//!   their contract JSON written, as the reference receiver does;
+//! - `receive_via_message`: the same through prost's `ForwardRequest` and
+//!   `Event::try_from` (the receiver before the fifth round).
 //!
 //! The timed work is in the `pass_*` functions, so callgrind can count just
 //! it: `valgrind --tool=callgrind --collect-atstart=no
@@ -160,6 +165,20 @@ fn pass_serde_value(lines: &[Vec<u8>]) -> u64 {
     events
 }
 
+#[inline(never)]
+fn pass_receive(requests: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+    let events = keytrail_benches::receive(requests, out);
+    black_box(out.len());
+    events
+}
+
+#[inline(never)]
+fn pass_receive_via_message(requests: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+    let events = keytrail_benches::receive_via_message(requests, out);
+    black_box(out.len());
+    events
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "transforms".to_owned());
@@ -173,6 +192,11 @@ fn main() {
         meta: RecordMeta::default(),
     };
     let mut out = Vec::with_capacity(bytes * 2);
+    let requests = if mode.starts_with("receive") {
+        keytrail_benches::feed_requests(&lines)
+    } else {
+        Vec::new()
+    };
     // Warm-up outside the counts: lazily built tables, buffer growth.
     let _ = pass_json(&stages, &lines[..lines.len().min(100)], &mut out);
 
@@ -189,9 +213,12 @@ fn main() {
             "json_direct" => pass_json_direct(&stages, &lines, &mut out),
             "proto" => pass_proto(&stages, &lines, &mut out),
             "serde_value" => pass_serde_value(&lines),
+            "receive" => pass_receive(&requests, &mut out),
+            "receive_via_message" => pass_receive_via_message(&requests, &mut out),
             other => {
                 eprintln!(
-                    "unknown mode {other}: transforms, json, json_direct, proto or serde_value"
+                    "unknown mode {other}: transforms, json, json_direct, proto, serde_value, \
+                     receive or receive_via_message"
                 );
                 std::process::exit(2);
             }

@@ -82,6 +82,10 @@ pub struct Refused {
     pub error: ConvertError,
 }
 
+/// The most events a batch makes room for at once (a request of tiny
+/// events would otherwise reserve room for millions).
+const MAX_RESERVED_EVENTS: usize = 1024;
+
 /// Field numbers of `ForwardRequest` and `EventBatch`.
 const REQUEST_HELLO: u32 = 1;
 const REQUEST_BATCH: u32 = 2;
@@ -191,7 +195,16 @@ impl IncomingBatch {
                 self.received += 1;
                 if self.refused.is_none() {
                     match event {
-                        Ok(event) => self.events.push(event),
+                        Ok(event) => {
+                            if self.events.len() == self.events.capacity() {
+                                // Room for as many more events of this size
+                                // as the rest of the request could hold,
+                                // instead of growing (and moving) one by one.
+                                let more = buf.remaining() / (len + 2) + 1;
+                                self.events.reserve(more.min(MAX_RESERVED_EVENTS));
+                            }
+                            self.events.push(event);
+                        }
                         Err(error) => self.refused = Some(Refused { index, error }),
                     }
                 }
@@ -765,6 +778,24 @@ mod tests {
         ] {
             assert!(assert_same(&bytes).is_err());
         }
+    }
+
+    #[test]
+    fn large_batches_of_small_events_keep_every_event_in_order() {
+        let events: Vec<Vec<u8>> = (0..2_500)
+            .map(|i| {
+                encoded(&Event::new(
+                    Timestamp::from_millis(i),
+                    Source::IbmHpcs,
+                    "a".into(),
+                ))
+            })
+            .collect();
+        let (_, decoded) = assert_same(&batch(1, &events))
+            .expect("decodes")
+            .expect("accepted");
+        let times: Vec<i64> = decoded.iter().map(|e| e.time.as_millis()).collect();
+        assert_eq!(times, (0..2_500).collect::<Vec<i64>>());
     }
 
     #[test]
