@@ -3,10 +3,12 @@
 //! [`keytrail_core::Event`].
 //!
 //! This crate sits at the edge of the pipeline, between the classified
-//! events and the network: the gRPC sink converts each event it forwards
-//! with [`convert`], and a receiver (keytrail's reference receiver, or a
-//! SIEM written in Rust) converts back. prost and tonic stay in this crate
-//! and the gRPC sink; the transforms never see them.
+//! events and the network: the gRPC sink encodes each event it forwards
+//! straight to protobuf with [`encode`], and a receiver decodes the feed
+//! straight back into events with [`decode`] (keytrail's reference
+//! receiver does; a SIEM written in Rust can) or converts prost's messages
+//! with [`convert`]. prost and tonic stay in this crate and the gRPC sink;
+//! the transforms never see them.
 //!
 //! - [`v1`]: the messages of `event.proto` (the normalized event) and
 //!   `forward.proto` (the `ForwardService` feed a SIEM implements, with its
