@@ -832,23 +832,9 @@ impl<'o> JsonObject<'o> {
     }
 }
 
-/// An integer in decimal, as serde_json (itoa) writes it.
+/// An integer in decimal, as serde_json writes it (with the same itoa).
 fn write_int(out: &mut Vec<u8>, value: i64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// Eight copies of a byte.
@@ -858,8 +844,9 @@ const fn splat(byte: u8) -> u64 {
 
 /// The index of the first byte of `bytes` at or after `from` that a JSON
 /// string cannot hold as is (`"`, `\` or a control byte below 0x20), or the
-/// length; eight bytes at a time. The writer uses it to copy runs between
-/// escapes, the normalizer's reader to find the end of a string.
+/// length; eight bytes at a time. The text writer of [`crate::Details`]
+/// uses it to copy runs between escapes, the normalizer's reader to find the
+/// end of a string.
 #[inline]
 pub fn find_json_special(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
@@ -895,6 +882,11 @@ pub(crate) trait JsonOut {
     fn reserve_text(&mut self, additional: usize);
     /// Appends text.
     fn put(&mut self, text: &str);
+    /// Appends `text` as a JSON string, quotes included (the escapes of
+    /// [`write_json_str`]).
+    fn put_json_str(&mut self, text: &str) {
+        escape_by_words(self, text);
+    }
 }
 
 impl JsonOut for Vec<u8> {
@@ -905,6 +897,12 @@ impl JsonOut for Vec<u8> {
     #[inline(always)]
     fn put(&mut self, text: &str) {
         self.extend_from_slice(text.as_bytes());
+    }
+    /// The event writer's strings, 16 or 32 bytes per step (sonic-rs's
+    /// escaper, vector width chosen at run time); serde_json's escapes.
+    #[inline(always)]
+    fn put_json_str(&mut self, text: &str) {
+        json_escape_simd::escape_into(text, self);
     }
 }
 
@@ -930,7 +928,13 @@ const CONTROL_ESCAPES: [&str; 32] = [
 
 /// A JSON string with serde_json's escapes: `\"`, `\\`, the control bytes
 /// as [`CONTROL_ESCAPES`]; everything else as is.
-pub(crate) fn write_json_str<O: JsonOut>(out: &mut O, text: &str) {
+#[inline(always)]
+pub(crate) fn write_json_str<O: JsonOut + ?Sized>(out: &mut O, text: &str) {
+    out.put_json_str(text);
+}
+
+/// [`write_json_str`] a word at a time, for outputs that are `String`s.
+fn escape_by_words<O: JsonOut + ?Sized>(out: &mut O, text: &str) {
     let bytes = text.as_bytes();
     let first = find_json_special(bytes, 0);
     if first == bytes.len() {
@@ -1140,6 +1144,39 @@ mod tests {
                     "{text:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn strings_escape_as_serde_json_at_every_offset() {
+        let specials: Vec<char> = (0u8..0x80)
+            .map(char::from)
+            .chain(['é', '✓', '🔑'])
+            .collect();
+        for len in 0..72 {
+            for at in 0..=len {
+                for &special in &specials {
+                    let text: String = (0..len)
+                        .map(|i| if i == at { special } else { 'a' })
+                        .collect();
+                    let expected = serde_json::to_string(&text).expect("serializes");
+                    let mut bytes = b"prefix".to_vec();
+                    write_json_str(&mut bytes, &text);
+                    assert_eq!(bytes.get(6..), Some(expected.as_bytes()), "{text:?}");
+                    let mut string = String::from("prefix");
+                    write_json_str(&mut string, &text);
+                    assert_eq!(string.get(6..), Some(expected.as_str()), "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn integers_are_written_as_serde_json_writes_them() {
+        for value in [0, 1, -1, 9, 10, -10, 1_234_567, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_int(&mut out, value);
+            assert_eq!(out, serde_json::to_vec(&value).expect("serializes"));
         }
     }
 
