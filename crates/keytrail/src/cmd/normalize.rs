@@ -185,12 +185,22 @@ fn one_line(
 const CHUNK_BYTES: usize = 1 << 18;
 
 /// A run of consecutive input lines.
-#[derive(Default)]
 struct Chunk {
     /// The lines' bytes, back to back.
     data: Vec<u8>,
     /// Per line: its end in `data`, its number, and whether it was too long.
     lines: Vec<(usize, u64, bool)>,
+}
+
+impl Chunk {
+    /// Room for a full chunk and the usual last line, so that filling it
+    /// does not copy it as it grows.
+    fn new() -> Chunk {
+        Chunk {
+            data: Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
+            lines: Vec::with_capacity(CHUNK_BYTES / 256),
+        }
+    }
 }
 
 /// A normalized chunk: what goes to stdout and stderr, and its counts.
@@ -273,7 +283,7 @@ fn read_chunks(
     limit: usize,
     mut send: impl FnMut(u64, Chunk) -> bool,
 ) -> io::Result<()> {
-    let mut chunk = Chunk::default();
+    let mut chunk = Chunk::new();
     let mut seq = 0;
     let mut line_no = 0;
     let mut line = Vec::with_capacity(1 << 12);
@@ -296,7 +306,7 @@ fn read_chunks(
         }
         let full = chunk.data.len() >= CHUNK_BYTES;
         if (full || next.is_none()) && !chunk.lines.is_empty() {
-            if !send(seq, std::mem::take(&mut chunk)) {
+            if !send(seq, std::mem::replace(&mut chunk, Chunk::new())) {
                 return Ok(());
             }
             seq += 1;
