@@ -27,7 +27,7 @@
 //!   stage drains), waiting (bounded) for the last acknowledgements and
 //!   committing synchronously.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -539,18 +539,22 @@ fn take_record(
             topic: Arc::clone(&origin.topic),
             partition: origin.partition,
         };
-        if !state.tracker.is_assigned(&key) {
+        if !state.tracker.observe(&key, origin.offset) {
             // A record of a partition revoked meanwhile.
             taken.pending = state.pending.len();
             return;
         }
-        state.tracker.observe(&key, origin.offset);
-        if let Some(next) = state.next_offsets.get(&key)
-            && origin.offset > *next
-        {
-            telemetry::offset_gap(&key, *next, origin.offset);
+        match state.next_offsets.get_mut(&key) {
+            Some(next) => {
+                if origin.offset > *next {
+                    telemetry::offset_gap(&key, *next, origin.offset);
+                }
+                *next = origin.offset + 1;
+            }
+            None => {
+                state.next_offsets.insert(key, origin.offset + 1);
+            }
         }
-        state.next_offsets.insert(key, origin.offset + 1);
     }
     state.pending.push(record);
     taken.pending = state.pending.len();

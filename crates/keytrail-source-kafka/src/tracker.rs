@@ -14,7 +14,9 @@
 //!
 //! Pure bookkeeping, no I/O: the source calls it and does the Kafka work.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use keytrail_core::BatchStatus;
@@ -113,12 +115,15 @@ impl OffsetTracker {
 
     /// A record at `offset` was consumed: the first one seen sets the
     /// partition's starting position (everything before it is not ours).
-    pub fn observe(&mut self, key: &PartitionKey, offset: i64) {
-        if let Some(state) = self.partitions.get_mut(key)
-            && state.committable.is_none()
-        {
+    /// False, and nothing noted, when the partition is not assigned.
+    pub fn observe(&mut self, key: &PartitionKey, offset: i64) -> bool {
+        let Some(state) = self.partitions.get_mut(key) else {
+            return false;
+        };
+        if state.committable.is_none() {
             state.committable = Some(offset);
         }
+        true
     }
 
     /// Registers a batch that holds, per partition, records up to `end - 1`.
