@@ -185,12 +185,25 @@ trait Out {
 }
 
 impl<B: BufMut> Out for B {
+    /// Keys and most lengths are below 128: one byte, written in line.
+    #[inline(always)]
     fn varint(&mut self, value: u64) {
-        encode_varint(value, self);
+        if value < 0x80 {
+            self.put_u8(value as u8);
+        } else {
+            long_varint(value, self);
+        }
     }
+    #[inline(always)]
     fn bytes(&mut self, bytes: &[u8]) {
         self.put_slice(bytes);
     }
+}
+
+/// A varint of two bytes or more.
+#[inline(never)]
+fn long_varint(value: u64, out: &mut impl BufMut) {
+    encode_varint(value, out);
 }
 
 /// Counts what would be written.
