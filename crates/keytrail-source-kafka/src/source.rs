@@ -27,7 +27,7 @@
 //!   stage drains), waiting (bounded) for the last acknowledgements and
 //!   committing synchronously.
 
-use foldhash::{HashMap, HashMapExt as _};
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -285,7 +285,7 @@ impl KafkaSource {
                 tracker: OffsetTracker::new(),
                 acks,
                 pending: Vec::new(),
-                next_offsets: HashMap::new(),
+                next_offsets: HashMap::default(),
                 paused: false,
             }),
             failed_commits: Mutex::new(Vec::new()),
@@ -307,7 +307,7 @@ impl KafkaSource {
             shared,
             ack_tx,
             notify: Arc::new(Notify::new()),
-            topics: HashMap::new(),
+            topics: HashMap::default(),
             config: config.clone(),
         })
     }
@@ -500,7 +500,7 @@ impl KafkaSource {
         let mut state = lock(&self.shared.state);
         let n = state.pending.len().min(max);
         let records: Vec<RawRecord> = state.pending.drain(..n).collect();
-        let mut ends: HashMap<PartitionKey, i64> = HashMap::new();
+        let mut ends: HashMap<PartitionKey, i64> = HashMap::default();
         for origin in records.iter().filter_map(|r| r.meta.origin.as_ref()) {
             let end = ends
                 .entry(PartitionKey {

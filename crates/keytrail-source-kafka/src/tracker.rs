@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use foldhash::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use keytrail_core::BatchStatus;
