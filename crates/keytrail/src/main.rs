@@ -8,7 +8,8 @@ use keytrail::{cmd, generate};
 
 /// mimalloc instead of the system allocator: the pipeline allocates and
 /// frees small strings per event on several threads, where glibc's malloc
-/// spends a quarter of the CPU (measured in BENCHMARKS.md).
+/// spends a quarter of the CPU (measured in BENCHMARKS.md). Built with
+/// `override`, it also serves librdkafka's and OpenSSL's `malloc`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
