@@ -194,10 +194,14 @@ impl<'a> Reader<'a> {
         self.bytes.get(self.pos).copied()
     }
 
-    /// Skips JSON whitespace.
+    /// Skips JSON whitespace. Every other byte that can come next is above
+    /// the space, so one comparison settles the usual case.
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if b > b' ' || !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                return;
+            }
             self.pos += 1;
         }
     }
