@@ -218,7 +218,7 @@ impl IncomingBatch {
     fn decode_event(&mut self, mut buf: &[u8]) -> Result<Result<Event, ConvertError>, DecodeError> {
         let mut draft = Draft::new();
         while !buf.is_empty() {
-            let (tag, wire_type) = decode_key(&mut buf)?;
+            let (tag, wire_type) = read_key(&mut buf)?;
             draft.field(tag, wire_type, &mut buf)?;
         }
         Ok(draft.finish(&mut self.topic))
@@ -498,7 +498,7 @@ fn nested<'a, T>(
 ) -> Result<(), DecodeError> {
     let mut inner = delimited(wire_type, buf)?;
     while !inner.is_empty() {
-        let (tag, wire_type) = decode_key(&mut inner)?;
+        let (tag, wire_type) = read_key(&mut inner)?;
         field(value, tag, wire_type, &mut inner)?;
     }
     Ok(())
@@ -521,7 +521,7 @@ fn entry<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<(&'a str, &'a st
 /// The bytes of a length-delimited field.
 fn delimited<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
     check_wire_type(WireType::LengthDelimited, wire_type)?;
-    let len = decode_varint(buf)?;
+    let len = read_varint(buf)?;
     let len = usize::try_from(len)
         .ok()
         .filter(|len| *len <= buf.len())
@@ -557,7 +557,45 @@ fn set_long_text(
 
 fn varint(wire_type: WireType, buf: &mut &[u8]) -> Result<u64, DecodeError> {
     check_wire_type(WireType::Varint, wire_type)?;
-    decode_varint(buf)
+    read_varint(buf)
+}
+
+/// A varint of an event's bytes. One-byte varints (every key, most lengths
+/// and numbers) are read in line; longer ones, and errors, by prost.
+#[inline(always)]
+fn read_varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
+    match buf.split_first() {
+        Some((&byte, rest)) if byte < 0x80 => {
+            *buf = rest;
+            Ok(u64::from(byte))
+        }
+        _ => decode_varint(buf),
+    }
+}
+
+/// A field key of an event's bytes: a one-byte key (every field number
+/// below 16) with a valid wire type and a non-zero number is read in line;
+/// any other, valid or not, by prost, with its errors.
+#[inline(always)]
+fn read_key(buf: &mut &[u8]) -> Result<(u32, WireType), DecodeError> {
+    if let Some((&byte, rest)) = buf.split_first()
+        && (0x08..0x80).contains(&byte)
+    {
+        let wire_type = match byte & 0x07 {
+            0 => Some(WireType::Varint),
+            1 => Some(WireType::SixtyFourBit),
+            2 => Some(WireType::LengthDelimited),
+            3 => Some(WireType::StartGroup),
+            4 => Some(WireType::EndGroup),
+            5 => Some(WireType::ThirtyTwoBit),
+            _ => None,
+        };
+        if let Some(wire_type) = wire_type {
+            *buf = rest;
+            return Ok((u32::from(byte >> 3), wire_type));
+        }
+    }
+    decode_key(buf)
 }
 
 fn set_int64(
@@ -768,14 +806,30 @@ mod tests {
         varint_field(&mut wrong_wire_type, 4, 1);
         let mut nested_overrun = good.clone();
         bytes_field(&mut nested_overrun, 22, &[0x0a, 0x05, b'a']);
-        let mut truncated = batch(1, &[good]);
+        let mut truncated = batch(1, std::slice::from_ref(&good));
         truncated.pop();
+        let mut bad_keys = Vec::new();
+        // Field number 0 with a varint, and field 15 (unknown to the actor)
+        // with wire types 6 and 7 and four bytes after it: each would be
+        // skipped as an unknown field if the key were taken as valid. In the
+        // event, and in a nested message (the actor, field 22).
+        for field in [&[0x00, 0x01][..], &[0x7e, 1, 2, 3, 4], &[0x7f, 1, 2, 3, 4]] {
+            let mut event = good.clone();
+            event.extend_from_slice(field);
+            bad_keys.push(batch(1, &[event]));
+            let mut event = good.clone();
+            bytes_field(&mut event, 22, field);
+            bad_keys.push(batch(1, &[event]));
+        }
         for bytes in [
             batch(1, &[not_utf8]),
             batch(1, &[wrong_wire_type]),
             batch(1, &[nested_overrun]),
             truncated,
-        ] {
+        ]
+        .into_iter()
+        .chain(bad_keys)
+        {
             assert!(assert_same(&bytes).is_err());
         }
     }
