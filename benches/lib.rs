@@ -43,11 +43,18 @@ pub const RECORDS_PER_BATCH: usize = 1000;
 /// Events per gRPC batch (`grpc.batch_max_events` default).
 pub const EVENTS_PER_REQUEST: usize = 500;
 
+/// Partitions of the topic the feed's records come from.
+const FEED_PARTITIONS: usize = 32;
+
 /// The corpus as the gRPC feed sends it: each valid line normalized,
 /// enriched and classified, in `keytrail.v1.ForwardRequest` batches of
-/// [`EVENTS_PER_REQUEST`] events, encoded. What a receiver decodes.
+/// [`EVENTS_PER_REQUEST`] events, encoded. What a receiver decodes. Each
+/// event has a Kafka origin, as in `keytrail run`: topic `audit`, the lines
+/// dealt round [`FEED_PARTITIONS`] partitions.
 pub fn feed_requests(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    use keytrail_core::{AckToken, Batch, RecordMeta, Transform as _};
+    use std::sync::Arc;
+
+    use keytrail_core::{AckToken, Batch, Origin, RecordMeta, Transform as _};
     use prost::Message as _;
 
     let normalizer = keytrail_transform_normalize::Normalizer::default();
@@ -55,8 +62,17 @@ pub fn feed_requests(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let classifier = keytrail_transform_classify::Classifier::new();
     let mut arena = keytrail_proto::EventArena::default();
     let mut batch = Batch::new(AckToken::detached());
-    for line in lines {
-        normalizer.normalize_record(line, &RecordMeta::default(), &mut batch);
+    let topic: Arc<str> = Arc::from("audit");
+    for (n, line) in lines.iter().enumerate() {
+        let meta = RecordMeta {
+            origin: Some(Origin {
+                topic: Arc::clone(&topic),
+                partition: (n % FEED_PARTITIONS) as i32,
+                offset: (n / FEED_PARTITIONS) as i64,
+            }),
+            ..RecordMeta::default()
+        };
+        normalizer.normalize_record(line, &meta, &mut batch);
     }
     enricher.transform(&mut batch);
     classifier.transform(&mut batch);

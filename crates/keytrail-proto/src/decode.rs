@@ -21,7 +21,7 @@
 //!   good and the stream goes on.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::{Buf, BufMut, Bytes};
 use keytrail_core::{
@@ -225,6 +225,10 @@ impl IncomingBatch {
     }
 }
 
+/// The topic of an origin until the event's own is known: shared, so that
+/// holding the place costs no allocation.
+static NO_TOPIC: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+
 /// An event being decoded: the enum numbers and `details` are checked at
 /// the end, when the last occurrence of each is known.
 struct Draft<'a> {
@@ -327,8 +331,8 @@ impl<'a> Draft<'a> {
             30 => {
                 // The topic is set at the end, shared with the event before
                 // when it is the same.
-                let origin = event.origin.get_or_insert(Origin {
-                    topic: Arc::from(""),
+                let origin = event.origin.get_or_insert_with(|| Origin {
+                    topic: Arc::clone(&NO_TOPIC),
                     partition: 0,
                     offset: 0,
                 });
