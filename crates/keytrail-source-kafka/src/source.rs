@@ -27,7 +27,6 @@
 //!   stage drains), waiting (bounded) for the last acknowledgements and
 //!   committing synchronously.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -42,6 +41,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, error::KafkaResult};
+use rustc_hash::FxHashMap as HashMap;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::MissedTickBehavior;
 

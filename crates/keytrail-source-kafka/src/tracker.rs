@@ -15,11 +15,10 @@
 //! Pure bookkeeping, no I/O: the source calls it and does the Kafka work.
 
 use std::collections::VecDeque;
-
-use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use keytrail_core::BatchStatus;
+use rustc_hash::FxHashMap as HashMap;
 
 /// A topic partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
