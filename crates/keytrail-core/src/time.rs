@@ -135,13 +135,31 @@ impl Timestamp {
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
-/// Writes the contract form from its fields (position, value, width).
+/// The two ASCII digits of every number below 100.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0u8; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    pairs
+};
+
+/// Writes the contract form from its fields (position, value, width; every
+/// value fits its width), two digits at a time.
 fn write_fields(buf: &mut [u8; 32], fields: [(usize, i64, usize); 7]) -> &str {
     buf[..24].copy_from_slice(b"0000-00-00T00:00:00.000Z");
-    for (at, mut value, width) in fields {
-        for i in (at..at + width).rev() {
-            buf[i] = b'0' + (value % 10) as u8;
-            value /= 10;
+    for (at, value, width) in fields {
+        let mut value = value.unsigned_abs() as usize;
+        let mut end = at + width;
+        while end > at + 1 {
+            buf[end - 2..end].copy_from_slice(&DIGIT_PAIRS[value % 100]);
+            value /= 100;
+            end -= 2;
+        }
+        if end > at {
+            buf[at] = b'0' + (value % 10) as u8;
         }
     }
     // Only ASCII digits and separators were written.
