@@ -3,6 +3,8 @@
 //!
 //! Modes:
 //! - `transforms`: normalize + enrich + classify each line;
+//! - `transforms_batched`: the same work as `keytrail run` arranges it,
+//!   each stage over a batch of 1000 records before the next;
 //! - `json`: the same, then the contract JSON into a reused buffer through
 //!   serde (what `keytrail normalize` does per line today);
 //! - `json_direct`: the same bytes from `Event::write_json`;
@@ -26,7 +28,7 @@
 
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,33 +37,42 @@ use keytrail_transform_classify::Classifier;
 use keytrail_transform_enrich::Enricher;
 use keytrail_transform_normalize::Normalizer;
 
-/// The system allocator, counting allocations and their bytes.
+/// The allocator under the passes, counting allocations and their bytes:
+/// the system's, or with the `mimalloc` feature the one `keytrail` ships
+/// with (`cargo build --release -p keytrail-benches --bin hotpath
+/// --features mimalloc`).
 struct Counting;
+
+#[cfg(not(feature = "mimalloc"))]
+use std::alloc::System as Inner;
+
+#[cfg(feature = "mimalloc")]
+use mimalloc::MiMalloc as Inner;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System`'s guarantees carry over; the counters are plain
+// SAFETY: every method forwards to `Inner` with the caller's arguments
+// unchanged, so `Inner`'s guarantees carry over; the counters are plain
 // atomics and never touch the memory handed out.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: forwarded as received (see above).
-        unsafe { System.alloc(layout) }
+        unsafe { Inner.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded as received (see above).
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { Inner.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
         // SAFETY: forwarded as received (see above).
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { Inner.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -85,6 +96,27 @@ fn pass_transforms(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
             black_box(&event);
             events += 1;
         }
+    }
+    events
+}
+
+/// The transforms as `keytrail run` applies them: batches of 1000 records,
+/// each stage over the whole batch before the next.
+#[inline(never)]
+fn pass_transforms_batched(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
+    let mut events = 0;
+    for records in lines.chunks(1000) {
+        let mut batch = keytrail_core::Batch::new(keytrail_core::AckToken::detached());
+        batch.events.reserve(records.len());
+        for record in records {
+            stages
+                .normalizer
+                .normalize_record(record, &stages.meta, &mut batch);
+        }
+        stages.enricher.transform(&mut batch);
+        stages.classifier.transform(&mut batch);
+        events += batch.events.len() as u64;
+        black_box(&batch);
     }
     events
 }
@@ -209,6 +241,7 @@ fn main() {
     for _ in 0..passes {
         events += match mode.as_str() {
             "transforms" => pass_transforms(&stages, &lines),
+            "transforms_batched" => pass_transforms_batched(&stages, &lines),
             "json" => pass_json(&stages, &lines, &mut out),
             "json_direct" => pass_json_direct(&stages, &lines, &mut out),
             "proto" => pass_proto(&stages, &lines, &mut out),
