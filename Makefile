@@ -7,14 +7,37 @@ CARGO ?= cargo
 DEMO_EVENTS ?= 20000
 DEMO_DIR := target/demo
 KEYTRAIL := target/release/keytrail
+# Profile-guided build: its own target directory, so that it never
+# invalidates the plain release build's cache.
+PGO_DIR := target/pgo
+PGO_KEYTRAIL := $(PGO_DIR)/use/release/keytrail
+# llvm-profdata must be of rustc's LLVM version (rustup's `llvm-tools`
+# component, or a distribution's llvm-N package).
+RUSTC_LLVM := $(shell rustc -vV 2>/dev/null | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+LLVM_PROFDATA ?= $(or $(shell command -v llvm-profdata-$(RUSTC_LLVM)),$(wildcard $(shell rustc --print sysroot 2>/dev/null)/lib/rustlib/*/bin/llvm-profdata),llvm-profdata)
 
-.PHONY: help build deps test demo bench lint fmt fuzz deploy-check clean
+.PHONY: help build build-pgo deps test demo bench lint fmt fuzz deploy-check clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 build: ## Build the release binary (target/release/keytrail)
 	$(CARGO) build --release --locked -p keytrail
+
+build-pgo: ## Build the release binary optimized with a profile of its own run (target/pgo/use/release/keytrail; see BENCHMARKS.md)
+	rm -rf $(PGO_DIR)/raw $(PGO_DIR)/train
+	mkdir -p $(PGO_DIR)/train
+	RUSTFLAGS="-Cprofile-generate=$(abspath $(PGO_DIR))/raw" \
+		$(CARGO) build --release --locked -p keytrail --target-dir $(PGO_DIR)/generate
+	# Training: a generated corpus (not the benches' seed) through
+	# `normalize`, and the whole pipeline through `demo`.
+	$(PGO_DIR)/generate/release/keytrail gen --events 20000 --seed 7 > $(PGO_DIR)/train/corpus.jsonl
+	$(PGO_DIR)/generate/release/keytrail normalize $(PGO_DIR)/train/corpus.jsonl > /dev/null 2> /dev/null
+	$(PGO_DIR)/generate/release/keytrail demo --events 100000 --out-dir $(PGO_DIR)/train/demo > /dev/null
+	$(LLVM_PROFDATA) merge -o $(PGO_DIR)/keytrail.profdata $(PGO_DIR)/raw
+	RUSTFLAGS="-Cprofile-use=$(abspath $(PGO_DIR))/keytrail.profdata" \
+		$(CARGO) build --release --locked -p keytrail --target-dir $(PGO_DIR)/use
+	@echo "built $(PGO_KEYTRAIL)"
 
 deps: ## Install the outside tools the tests use (prometheus/promtool, tansu)
 	scripts/install-prometheus.sh
