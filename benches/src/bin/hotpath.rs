@@ -106,19 +106,26 @@ fn pass_transforms(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
 fn pass_transforms_batched(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
     let mut events = 0;
     for records in lines.chunks(1000) {
-        let mut batch = keytrail_core::Batch::new(keytrail_core::AckToken::detached());
-        batch.events.reserve(records.len());
-        for record in records {
-            stages
-                .normalizer
-                .normalize_record(record, &stages.meta, &mut batch);
-        }
-        stages.enricher.transform(&mut batch);
-        stages.classifier.transform(&mut batch);
+        let batch = transformed(stages, records);
         events += batch.events.len() as u64;
         black_box(&batch);
     }
     events
+}
+
+/// One batch of records through the three stages, as
+/// `Transforms::batch` in the binary does it.
+fn transformed(stages: &Stages, records: &[Vec<u8>]) -> keytrail_core::Batch {
+    let mut batch = keytrail_core::Batch::new(keytrail_core::AckToken::detached());
+    batch.events.reserve(records.len());
+    for record in records {
+        stages
+            .normalizer
+            .normalize_record(record, &stages.meta, &mut batch);
+    }
+    stages.enricher.transform(&mut batch);
+    stages.classifier.transform(&mut batch);
+    batch
 }
 
 #[inline(never)]
@@ -162,14 +169,7 @@ fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
     let mut sequence = 0;
     let mut arena = keytrail_proto::EventArena::default();
     for records in lines.chunks(1000) {
-        let mut batch = keytrail_core::Batch::new(keytrail_core::AckToken::detached());
-        for record in records {
-            stages
-                .normalizer
-                .normalize_record(record, &stages.meta, &mut batch);
-        }
-        stages.enricher.transform(&mut batch);
-        stages.classifier.transform(&mut batch);
+        let batch = transformed(stages, records);
         events += batch.events.len() as u64;
         for chunk in batch.events.chunks(500) {
             sequence += 1;
