@@ -75,8 +75,9 @@ struct Raw {
 /// The value of a string whose raw text is `text`. Only the simple
 /// escapes can be there: the scanner leaves `\u` to the fallback.
 ///
-/// IBM's JSON-encoded `requestData` is the usual caller: a few hundred
-/// bytes with an escaped quote every dozen. Each word of eight bytes is
+/// The usual callers are IBM's JSON-encoded `requestData` and a LogDNA
+/// `_line` holding a whole event: hundreds of bytes with an escaped quote
+/// every dozen. Each word of eight bytes is
 /// copied whole and the write position moves up to the first backslash in
 /// it, so runs between escapes cost no call; `out` has a word of room past
 /// the text for the last copy. `None` only if the result were not UTF-8,
