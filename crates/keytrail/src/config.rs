@@ -21,7 +21,7 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
     /// `[dead_letter]`: where bad records go (required by `run`).
     pub dead_letter: Option<DeadLetterConfig>,
-    /// `[pipeline]`: channel sizes between the stages.
+    /// `[pipeline]`: channel sizes and transform threads.
     pub pipeline: PipelineConfig,
     /// `[file]`: write normalized events to a file.
     pub file: Option<FileSinkConfig>,
@@ -38,7 +38,8 @@ pub struct Config {
     pub classify: ClassifyConfig,
 }
 
-/// `[pipeline]`: the bounded channels between stages.
+/// `[pipeline]`: the bounded channels between stages, and how many batches
+/// the transforms work on at once.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
@@ -48,6 +49,10 @@ pub struct PipelineConfig {
     /// Longest shutdown waits for the sinks to deliver what they hold, in
     /// milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// Batches normalized, enriched and classified at once, each on its own
+    /// thread; they leave the stage in the order they came. Unset: one per
+    /// CPU the process may use.
+    pub transform_concurrency: Option<usize>,
 }
 
 impl Default for PipelineConfig {
@@ -55,7 +60,24 @@ impl Default for PipelineConfig {
         PipelineConfig {
             channel_capacity_batches: 4,
             shutdown_timeout_ms: 30_000,
+            transform_concurrency: None,
         }
+    }
+}
+
+/// Most batches the transforms may work on at once.
+const MAX_TRANSFORM_CONCURRENCY: usize = 256;
+
+impl PipelineConfig {
+    /// `transform_concurrency`, or the CPUs available to the process
+    /// (its affinity mask and cgroup quota count), at most
+    /// [`MAX_TRANSFORM_CONCURRENCY`].
+    pub fn transform_concurrency(&self) -> usize {
+        self.transform_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_TRANSFORM_CONCURRENCY)
+        })
     }
 }
 
@@ -87,6 +109,12 @@ impl Config {
             (1..=1024).contains(&self.pipeline.channel_capacity_batches),
             "pipeline.channel_capacity_batches must be between 1 and 1024"
         );
+        if let Some(concurrency) = self.pipeline.transform_concurrency {
+            anyhow::ensure!(
+                (1..=MAX_TRANSFORM_CONCURRENCY).contains(&concurrency),
+                "pipeline.transform_concurrency must be between 1 and {MAX_TRANSFORM_CONCURRENCY}, got {concurrency}"
+            );
+        }
         Ok(())
     }
 
@@ -197,5 +225,36 @@ mod tests {
         assert!(err.to_string().contains("max_depht"), "{err}");
         let err = toml::from_str::<Config>("[nomalize]\n").expect_err("refused");
         assert!(err.to_string().contains("nomalize"), "{err}");
+    }
+
+    #[test]
+    fn transform_concurrency_defaults_to_the_cpus_and_is_bounded() {
+        const RUN: &str = "[kafka]\nbootstrap_servers = \"localhost:9092\"\ntopics = [\"audit\"]\n\
+            group_id = \"g\"\n[dead_letter]\npath = \"/tmp/dead.jsonl\"\n\
+            [file]\npath = \"/tmp/events.jsonl\"\n";
+        let config: Config = toml::from_str(RUN).expect("parses");
+        config.validate_for_run().expect("valid");
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(config.pipeline.transform_concurrency(), cpus.min(256));
+
+        let set = |n: usize| {
+            let config: Config =
+                toml::from_str(&format!("{RUN}[pipeline]\ntransform_concurrency = {n}\n"))
+                    .expect("parses");
+            (
+                config.validate_for_run(),
+                config.pipeline.transform_concurrency(),
+            )
+        };
+        let (valid, concurrency) = set(3);
+        valid.expect("3 is valid");
+        assert_eq!(concurrency, 3);
+        for refused in [0, 257] {
+            let err = set(refused).0.expect_err("out of range");
+            assert_eq!(
+                format!("{err:#}"),
+                format!("pipeline.transform_concurrency must be between 1 and 256, got {refused}")
+            );
+        }
     }
 }
