@@ -21,8 +21,8 @@
 //! 4 partitions loses before it is read. The malformed lines go to the
 //! dead-letter file. Needs `target/release/keytrail`
 //! (`make bench` builds it; `KEYTRAIL_BIN` overrides). The pipeline uses
-//! the configuration defaults (source batches of 1000, gRPC batches of 500,
-//! 8 in flight), plaintext gRPC; `KEYTRAIL_LOOPBACK_GRPC_TOML` adds `[grpc]`
+//! the configuration defaults (source batches of 1000, transforms on one
+//! thread per CPU, gRPC batches of 500, 8 in flight), plaintext gRPC; `KEYTRAIL_LOOPBACK_GRPC_TOML` adds `[grpc]`
 //! keys for experiments, `KEYTRAIL_LOOPBACK_TIMEOUT_S` bounds the run
 //! (default 300 s; the child's log is printed when it fails),
 //! `KEYTRAIL_LOOPBACK_TOML` appends tables (`[kafka.librdkafka]`,
