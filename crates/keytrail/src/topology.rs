@@ -207,7 +207,8 @@ const DEFAULT_SINK_GRACE: Duration = Duration::from_secs(30);
 /// [`Transforms::batch`]) up to `concurrency` of them at once, each on a
 /// blocking thread; hands them on in the order they came.
 /// A batch holds its permit until it is handed on, so finished batches
-/// waiting behind a slower one count against `concurrency` too.
+/// waiting behind a slower one count against `concurrency` too: the stage
+/// never holds more than `concurrency` batches.
 async fn transform_task<F>(
     transform: Arc<F>,
     concurrency: usize,
@@ -220,8 +221,10 @@ async fn transform_task<F>(
     let (started_tx, mut started) =
         mpsc::channel::<JoinHandle<(Batch, OwnedSemaphorePermit)>>(concurrency);
     let dispatch = async move {
-        while let Some(raw) = input.recv().await {
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+        // The permit first: a batch waiting for one stays in the channel,
+        // where backpressure sees it.
+        while let Ok(permit) = Arc::clone(&permits).acquire_owned().await {
+            let Some(raw) = input.recv().await else {
                 break;
             };
             counter!("keytrail_stage_events_in_total", "stage" => "normalize")
