@@ -148,7 +148,9 @@ mod tests {
                 )
             })
             .collect();
-        sink.accept(Arc::new(events), ack).await.expect("writes");
+        sink.accept(Arc::new(events.into()), ack)
+            .await
+            .expect("writes");
         assert_eq!(*seen.lock().expect("lock"), [BatchStatus::Delivered]);
         let text = std::fs::read_to_string(&path).expect("reads");
         let actions: Vec<String> = text

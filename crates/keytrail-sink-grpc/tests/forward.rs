@@ -231,7 +231,7 @@ async fn send_all(
 ) {
     for (n, events) in inputs.iter().enumerate() {
         let token = tracker.token(n, events, Arc::clone(delivered));
-        sink.accept(Arc::new(events.clone()), token)
+        sink.accept(Arc::new(events.clone().into()), token)
             .await
             .expect("sink takes the batch");
     }
@@ -647,7 +647,9 @@ async fn tls_and_mutual_tls() {
             let tracker = Tracker::default();
             let events = inputs(1, 5).remove(0);
             let token = tracker.token(0, &events, Arc::new(|_: &[String]| false));
-            sink.accept(Arc::new(events), token).await.expect("taken");
+            sink.accept(Arc::new(events.into()), token)
+                .await
+                .expect("taken");
             assert_eq!(
                 sink.shutdown(Duration::from_millis(200)).await,
                 Err(GrpcSinkError::Abandoned)
@@ -717,7 +719,9 @@ async fn an_unreachable_receiver_fails_the_shares_at_shutdown() {
     let tracker = Tracker::default();
     let events = inputs(1, 3).remove(0);
     let token = tracker.token(0, &events, Arc::new(|_: &[String]| false));
-    sink.accept(Arc::new(events), token).await.expect("taken");
+    sink.accept(Arc::new(events.into()), token)
+        .await
+        .expect("taken");
     assert_eq!(
         sink.shutdown(Duration::from_millis(100)).await,
         Err(GrpcSinkError::Abandoned)

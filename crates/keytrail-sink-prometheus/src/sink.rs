@@ -282,7 +282,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
-    use keytrail_core::{BatchStatus, Category, Outcome, Severity, Source, Timestamp};
+    use keytrail_core::{BatchStatus, Category, Events, Outcome, Severity, Source, Timestamp};
     use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
     use super::*;
@@ -629,14 +629,14 @@ mod tests {
         let token = AckToken::new(move |s| record.lock().expect("lock").push(s));
         let mut sink = PrometheusSink::new(16);
         assert_eq!(sink.name(), "prometheus");
-        let events = Arc::new(vec![event(
+        let events = Arc::new(Events::from(vec![event(
             Source::SecurosysKm,
             "LOGIN_FAILURE",
             Category::Authentication,
             Outcome::Denied,
             Severity::Medium,
             true,
-        )]);
+        )]));
         sink.accept(events, token).await.expect("accepts");
         sink.flush().await.expect("flushes");
         assert_eq!(*seen.lock().expect("lock"), [BatchStatus::Delivered]);

@@ -173,7 +173,7 @@ async fn prometheus_scrapes_the_counts() {
     for chunk in events.chunks(events.len() / 3 + 1) {
         let seen = Arc::clone(&statuses);
         let ack = AckToken::new(move |s| seen.lock().expect("lock").push(s));
-        sink.accept(Arc::new(chunk.to_vec()), ack)
+        sink.accept(Arc::new(chunk.to_vec().into()), ack)
             .await
             .expect("accepted");
     }

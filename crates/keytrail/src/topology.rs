@@ -7,8 +7,10 @@
 //! ```
 //!
 //! The transforms work on up to `pipeline.transform_concurrency` batches at
-//! once, on tokio's blocking threads (not its workers, which keep serving
-//! the source and the sinks), and hand them on in the order they came.
+//! once, each on a thread of their own (`keytrail-transform-N`, not tokio's
+//! workers, which keep serving the source and the sinks), and hand them on
+//! in the order they came. When the sinks are done with a batch, its events
+//! go back to the thread that made them to be freed.
 //!
 //! Every channel holds at most `pipeline.channel_capacity_batches` batches;
 //! a full channel makes the stage before it wait, and the source pauses its
@@ -27,7 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use keytrail_core::{AckToken, Batch, DeadLetterBatch, RawBatch, SharedEvents, Sink};
+use keytrail_core::{
+    AckToken, Batch, DeadLetterBatch, Event, Events, Home, RawBatch, SharedEvents, Sink,
+};
 use keytrail_sink_file::FileSink;
 use keytrail_sink_prometheus::{Exporter, Prometheus, Readiness};
 use keytrail_source_kafka::{DeadLetterWriter, KafkaSource, SourceStats, dead_letter};
@@ -140,7 +144,7 @@ impl Topology {
         }
 
         let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(capacity);
-        let (classified_tx, classified_rx) = mpsc::channel::<Batch>(capacity);
+        let (classified_tx, classified_rx) = mpsc::channel::<(Batch, Home)>(capacity);
         tasks.push((
             "transforms",
             tokio::spawn(transform_task(
@@ -203,56 +207,91 @@ fn spawner<S: Sink + 'static>(sink: S, grace: Duration) -> SinkSpawner {
 /// How long an added sink may take to flush at shutdown.
 const DEFAULT_SINK_GRACE: Duration = Duration::from_secs(30);
 
-/// Takes raw batches in order and transforms (normalize, enrich, classify:
-/// [`Transforms::batch`]) up to `concurrency` of them at once, each on a
-/// blocking thread; hands them on in the order they came.
+/// Takes raw batches in order and transforms them (normalize, enrich,
+/// classify: [`Transforms::batch`]) on `concurrency` threads of their own,
+/// up to one batch each; hands them on in the order they came, each with
+/// the [`Home`] of the thread that made its events.
+///
 /// A batch holds its permit until it is handed on, so finished batches
 /// waiting behind a slower one count against `concurrency` too: the stage
 /// never holds more than `concurrency` batches.
+///
+/// The events come back to their thread to be freed once the sinks are
+/// done with them: memory freed on another thread costs the allocator a
+/// hand-over and the thread that made it a collection later (about a
+/// tenth of `keytrail run`'s CPU, measured in BENCHMARKS.md).
 async fn transform_task<F>(
     transform: Arc<F>,
     concurrency: usize,
     mut input: mpsc::Receiver<RawBatch>,
-    output: mpsc::Sender<Batch>,
+    output: mpsc::Sender<(Batch, Home)>,
 ) where
     F: Fn(RawBatch) -> Batch + Send + Sync + 'static,
 {
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let (started_tx, mut started) =
-        mpsc::channel::<JoinHandle<(Batch, OwnedSemaphorePermit)>>(concurrency);
+    let (idle_tx, mut idle) = mpsc::unbounded_channel::<usize>();
+    let mut workers = Vec::with_capacity(concurrency);
+    for index in 0..concurrency {
+        match TransformThread::spawn(index, Arc::clone(&transform), idle_tx.clone()) {
+            Ok(worker) => {
+                workers.push(worker);
+                let _ = idle_tx.send(index);
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not start a transform thread");
+            }
+        }
+    }
+    drop(idle_tx);
+    if workers.is_empty() {
+        // Dropping the input fails its batches' acknowledgements.
+        return;
+    }
+    let permits = Arc::new(Semaphore::new(workers.len()));
+    let (started_tx, mut started) = mpsc::channel::<Started>(workers.len());
     let dispatch = async move {
-        // The permit first: a batch waiting for one stays in the channel,
-        // where backpressure sees it.
+        // The permit first, then a free thread: a batch waiting for either
+        // stays in the channel, where backpressure sees it.
         while let Ok(permit) = Arc::clone(&permits).acquire_owned().await {
+            let Some(index) = idle.recv().await else {
+                break;
+            };
             let Some(raw) = input.recv().await else {
                 break;
             };
             counter!("keytrail_stage_events_in_total", "stage" => "normalize")
                 .increment(raw.records.len() as u64);
             counter!("keytrail_stage_batches_total", "stage" => "normalize").increment(1);
-            let transform = Arc::clone(&transform);
-            let handle = tokio::task::spawn_blocking(move || (transform(raw), permit));
-            if started_tx.send(handle).await.is_err() {
+            let worker = &workers[index];
+            let (reply, done) = tokio::sync::oneshot::channel();
+            if worker.work.send(Work::Batch(raw, reply)).is_err() {
+                // The thread is gone (it cannot be: panics are caught);
+                // the batch went with it, unacknowledged, and is replayed.
+                counter!("keytrail_stage_errors_total", "stage" => "normalize").increment(1);
+                continue;
+            }
+            let started = Started {
+                done,
+                home: worker.home.clone(),
+                permit,
+            };
+            if started_tx.send(started).await.is_err() {
                 break;
             }
         }
     };
     let hand_on = async move {
-        while let Some(handle) = started.recv().await {
-            let (batch, permit) = match handle.await {
-                Ok(done) => done,
-                Err(error) => {
-                    // Its acknowledgement was dropped unresolved: the source
-                    // replays the batch.
-                    counter!("keytrail_stage_errors_total", "stage" => "normalize").increment(1);
-                    tracing::error!(%error, "a transform failed; its batch will be replayed");
-                    continue;
-                }
+        while let Some(Started { done, home, permit }) = started.recv().await {
+            let Ok(batch) = done.await else {
+                // Its acknowledgement was dropped unresolved: the source
+                // replays the batch.
+                counter!("keytrail_stage_errors_total", "stage" => "normalize").increment(1);
+                tracing::error!("a transform failed; its batch will be replayed");
+                continue;
             };
             counter!("keytrail_stage_events_out_total", "stage" => "normalize")
                 .increment(batch.events.len() as u64);
             fill("classified", &output);
-            if output.send(batch).await.is_err() {
+            if output.send((batch, home)).await.is_err() {
                 break;
             }
             drop(permit);
@@ -261,16 +300,80 @@ async fn transform_task<F>(
     tokio::join!(dispatch, hand_on);
 }
 
+/// A batch on a transform thread.
+struct Started {
+    done: tokio::sync::oneshot::Receiver<Batch>,
+    home: Home,
+    permit: OwnedSemaphorePermit,
+}
+
+/// What a transform thread is given.
+enum Work {
+    /// A batch to transform; the result goes back on the sender.
+    Batch(RawBatch, tokio::sync::oneshot::Sender<Batch>),
+    /// Events this thread made, back from the sinks to be freed.
+    Free(Vec<Event>),
+}
+
+/// One of the transform stage's threads, as the dispatcher sees it.
+struct TransformThread {
+    work: std::sync::mpsc::Sender<Work>,
+    home: Home,
+}
+
+impl TransformThread {
+    /// Starts thread `index`. It runs until every sender of its work is
+    /// gone: the dispatcher's, and the homes of the events it made.
+    fn spawn<F>(
+        index: usize,
+        transform: Arc<F>,
+        idle: mpsc::UnboundedSender<usize>,
+    ) -> std::io::Result<TransformThread>
+    where
+        F: Fn(RawBatch) -> Batch + Send + Sync + 'static,
+    {
+        let (work, inbox) = std::sync::mpsc::channel::<Work>();
+        std::thread::Builder::new()
+            .name(format!("keytrail-transform-{index}"))
+            .spawn(move || {
+                for work in inbox {
+                    match work {
+                        Work::Free(events) => drop(events),
+                        Work::Batch(raw, reply) => {
+                            let run = std::panic::AssertUnwindSafe(|| transform(raw));
+                            // A panic drops the reply: the dispatcher counts it
+                            // and the batch is replayed. The thread goes on.
+                            if let Ok(batch) = std::panic::catch_unwind(run) {
+                                let _ = reply.send(batch);
+                            }
+                            let _ = idle.send(index);
+                        }
+                    }
+                }
+            })?;
+        let back = work.clone();
+        let home = Home::new(move |events| {
+            // A thread that is gone frees nothing more; the events are
+            // freed here instead.
+            let _ = back.send(Work::Free(events));
+        });
+        Ok(TransformThread { work, home })
+    }
+}
+
 async fn fan_out_task(
-    mut input: mpsc::Receiver<Batch>,
+    mut input: mpsc::Receiver<(Batch, Home)>,
     dead_letters: mpsc::Sender<DeadLetterBatch>,
     sinks: Vec<(&'static str, mpsc::Sender<SinkInput>)>,
 ) {
-    while let Some(Batch {
-        events,
-        dead_letters: letters,
-        ack,
-    }) = input.recv().await
+    while let Some((
+        Batch {
+            events,
+            dead_letters: letters,
+            ack,
+        },
+        home,
+    )) = input.recv().await
     {
         if !letters.is_empty() {
             let batch = DeadLetterBatch {
@@ -282,7 +385,7 @@ async fn fan_out_task(
             }
         }
         if !events.is_empty() {
-            let events: SharedEvents = Arc::new(events);
+            let events: SharedEvents = Arc::new(Events::with_home(events, home));
             for (name, sink) in &sinks {
                 fill(name, sink);
                 let input = SinkInput {
@@ -327,10 +430,11 @@ fn fill<T>(channel: &'static str, sender: &mpsc::Sender<T>) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Mutex, mpsc as std_mpsc};
 
-    use keytrail_core::{Origin, RawRecord, RecordMeta};
+    use keytrail_core::{BatchStatus, Origin, RawRecord, RecordMeta};
 
     use super::*;
     use crate::generate::{Args, Generator};
@@ -405,6 +509,7 @@ mod tests {
         for concurrency in [1, 3, 8] {
             let running = Arc::new(AtomicUsize::new(0));
             let most = Arc::new(AtomicUsize::new(0));
+            let threads = Arc::new(Mutex::new(BTreeSet::new()));
             // The first batch (the largest) finishes only after the second
             // has: with more than one at a time it is overtaken, and must
             // still leave first.
@@ -412,8 +517,11 @@ mod tests {
             let first_may_finish = Mutex::new(first_may_finish);
             let transform = {
                 let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+                let threads = Arc::clone(&threads);
                 let transforms = Transforms::build(&Config::default()).expect("default transforms");
                 move |raw: RawBatch| {
+                    let name = std::thread::current().name().map(str::to_owned);
+                    threads.lock().expect("not poisoned").insert(name);
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     let first = raw.records[0].meta.origin.as_ref().map(|o| o.offset);
@@ -448,7 +556,7 @@ mod tests {
                 }
             });
             let mut got = Vec::new();
-            while let Some(batch) = out_rx.recv().await {
+            while let Some((batch, _home)) = out_rx.recv().await {
                 got.push(summary(&batch));
             }
             feed.await.expect("fed");
@@ -462,6 +570,14 @@ mod tests {
                 most <= concurrency,
                 "concurrency {concurrency}: {most} batches ran at once"
             );
+            let threads = threads.lock().expect("not poisoned").clone();
+            assert!(
+                threads.len() <= concurrency
+                    && threads.iter().all(|name| name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("keytrail-transform-"))),
+                "concurrency {concurrency}: transforms ran on {threads:?}"
+            );
             if concurrency > 1 {
                 assert!(
                     most >= 2,
@@ -469,5 +585,67 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_transform_fails_its_batch_and_the_thread_goes_on() {
+        let lines = Generator::new(&Args {
+            events: 0,
+            seed: 5,
+            ibm_percent: 70.0,
+            malformed_percent: 0.0,
+            rate: 0.0,
+            kafka: None,
+            topic: String::new(),
+        })
+        .records(20);
+        let transforms = Transforms::build(&Config::default()).expect("default transforms");
+        let (status_tx, status_rx) = std_mpsc::channel();
+        let batches: Vec<RawBatch> = raw_batches(&lines, &[3, 5, 2])
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                let status_tx = status_tx.clone();
+                RawBatch {
+                    records: raw.records,
+                    ack: AckToken::new(move |status| {
+                        let _ = status_tx.send((index, status));
+                    }),
+                }
+            })
+            .collect();
+        let transform = move |raw: RawBatch| {
+            assert!(raw.records.len() != 5, "a transform bug");
+            transforms.batch(raw)
+        };
+        let (raw_tx, raw_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let task = tokio::spawn(transform_task(Arc::new(transform), 1, raw_rx, out_tx));
+        for raw in batches {
+            raw_tx.send(raw).await.expect("stage takes batches");
+        }
+        drop(raw_tx);
+        let mut sizes = Vec::new();
+        while let Some((batch, _home)) = out_rx.recv().await {
+            sizes.push(batch.events.len());
+            batch.ack.ack();
+        }
+        task.await.expect("stage ends when its input closes");
+        assert_eq!(
+            sizes,
+            [3, 2],
+            "the batch after the panic was transformed too"
+        );
+        let mut statuses: Vec<_> = status_rx.try_iter().collect();
+        statuses.sort_by_key(|(index, _)| *index);
+        assert_eq!(
+            statuses,
+            [
+                (0, BatchStatus::Delivered),
+                (1, BatchStatus::Failed),
+                (2, BatchStatus::Delivered)
+            ],
+            "the panicked batch is failed, to be replayed"
+        );
     }
 }
