@@ -12,6 +12,8 @@
 //! status once; only a delivered batch lets its offsets be committed.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dead_letter::DeadLetter;
@@ -132,8 +134,9 @@ pub struct RecordMeta {
 /// One Kafka record (or file line) before normalization.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
-    /// The record value, as produced.
-    pub payload: Vec<u8>,
+    /// The record value, as produced. The Kafka source copies the values
+    /// of many records into one buffer, which this shares.
+    pub payload: Bytes,
     /// Origin, timestamp and routing headers.
     pub meta: RecordMeta,
 }

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use futures::FutureExt as _;
 use keytrail_core::{AckToken, BatchStatus, Origin, RawBatch, RawRecord, RecordMeta, Timestamp};
 use rdkafka::consumer::{
@@ -264,7 +265,7 @@ pub struct KafkaSource {
     shared: Arc<Shared>,
     ack_tx: mpsc::UnboundedSender<(BatchId, BatchStatus)>,
     notify: Arc<Notify>,
-    topics: HashMap<String, Arc<str>>,
+    copier: RecordCopier,
     config: KafkaConfig,
 }
 
@@ -307,7 +308,7 @@ impl KafkaSource {
             shared,
             ack_tx,
             notify: Arc::new(Notify::new()),
-            topics: HashMap::default(),
+            copier: RecordCopier::default(),
             config: config.clone(),
         })
     }
@@ -400,7 +401,7 @@ impl KafkaSource {
                     while let Some(result) = message.take() {
                         match result {
                             Ok(message) => {
-                                take_record(&mut self.topics, &self.shared, &message, &mut taken);
+                                take_record(&mut self.copier, &self.shared, &message, &mut taken);
                                 if linger_deadline.is_none() {
                                     linger_deadline = Some(tokio::time::Instant::now() + linger);
                                 }
@@ -526,12 +527,12 @@ impl KafkaSource {
 /// One consumed record into the pending batch (unless its partition was
 /// revoked meanwhile); notes offset gaps.
 fn take_record(
-    topics: &mut HashMap<String, Arc<str>>,
+    copier: &mut RecordCopier,
     shared: &Shared,
     message: &BorrowedMessage<'_>,
     taken: &mut Taken,
 ) {
-    let record = owned_record(topics, message);
+    let record = copier.record(message);
     taken.count(record.meta.origin.as_ref().map(|o| &o.topic));
     let mut state = lock(&shared.state);
     if let Some(origin) = &record.meta.origin {
@@ -560,46 +561,71 @@ fn take_record(
     taken.pending = state.pending.len();
 }
 
-/// One consumed message as an owned record; topic names are shared.
-fn owned_record(
-    topics: &mut HashMap<String, Arc<str>>,
-    message: &BorrowedMessage<'_>,
-) -> RawRecord {
-    let topic = match topics.get(message.topic()) {
-        Some(topic) => Arc::clone(topic),
-        None => {
-            let topic: Arc<str> = Arc::from(message.topic());
-            topics.insert(message.topic().to_owned(), Arc::clone(&topic));
-            topic
-        }
-    };
-    let mut meta = RecordMeta {
-        origin: Some(Origin {
-            topic,
-            partition: message.partition(),
-            offset: message.offset(),
-        }),
-        timestamp: message.timestamp().to_millis().map(Timestamp::from_millis),
-        account: None,
-        region: None,
-    };
-    if let Some(headers) = message.headers() {
-        for header in headers.iter() {
-            let value = header
-                .value
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty());
-            match header.key {
-                "account" => meta.account = value.map(str::to_owned),
-                "region" => meta.region = value.map(str::to_owned),
-                _ => {}
-            }
+/// Room taken for record values at a time: a few hundred typical records.
+const PAYLOAD_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Copies consumed messages out of librdkafka: the values one after another
+/// into shared chunks (one allocation per chunk, not per record; a chunk is
+/// freed when the last record in it is), the topic names once.
+#[derive(Default)]
+struct RecordCopier {
+    topics: HashMap<String, Arc<str>>,
+    payloads: BytesMut,
+}
+
+impl RecordCopier {
+    /// One consumed message as an owned record.
+    fn record(&mut self, message: &BorrowedMessage<'_>) -> RawRecord {
+        RawRecord {
+            payload: self.payload(message.payload().unwrap_or_default()),
+            meta: self.meta(message),
         }
     }
-    RawRecord {
-        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-        meta,
+
+    fn payload(&mut self, value: &[u8]) -> Bytes {
+        if self.payloads.capacity() < value.len() {
+            // Records before keep the old chunk alive; this one starts a
+            // new chunk, or takes the old one back if they are all gone.
+            self.payloads.reserve(value.len().max(PAYLOAD_CHUNK_BYTES));
+        }
+        self.payloads.extend_from_slice(value);
+        self.payloads.split().freeze()
+    }
+
+    fn meta(&mut self, message: &BorrowedMessage<'_>) -> RecordMeta {
+        let topic = match self.topics.get(message.topic()) {
+            Some(topic) => Arc::clone(topic),
+            None => {
+                let topic: Arc<str> = Arc::from(message.topic());
+                (self.topics).insert(message.topic().to_owned(), Arc::clone(&topic));
+                topic
+            }
+        };
+        let mut meta = RecordMeta {
+            origin: Some(Origin {
+                topic,
+                partition: message.partition(),
+                offset: message.offset(),
+            }),
+            timestamp: message.timestamp().to_millis().map(Timestamp::from_millis),
+            account: None,
+            region: None,
+        };
+        if let Some(headers) = message.headers() {
+            for header in headers.iter() {
+                let value = header
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty());
+                match header.key {
+                    "account" => meta.account = value.map(str::to_owned),
+                    "region" => meta.region = value.map(str::to_owned),
+                    _ => {}
+                }
+            }
+        }
+        meta
     }
 }
 
@@ -687,5 +713,50 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_values_share_chunks_and_keep_their_bytes() {
+        let mut copier = RecordCopier::default();
+        let values: Vec<Vec<u8>> = (0..2000)
+            .map(|i| match i % 100 {
+                // Empty, and larger than a chunk.
+                7 => Vec::new(),
+                50 => vec![b'x'; PAYLOAD_CHUNK_BYTES + 1],
+                _ => format!("{{\"n\":{i},\"pad\":\"{}\"}}", "p".repeat(i % 900)).into_bytes(),
+            })
+            .collect();
+        let copies: Vec<Bytes> = values.iter().map(|v| copier.payload(v)).collect();
+        for (value, copy) in values.iter().zip(&copies) {
+            assert_eq!(&copy[..], &value[..]);
+        }
+        let follows = |a: &Bytes, b: &Bytes| a.as_ptr().wrapping_add(a.len()) == b.as_ptr();
+        let adjacent = copies.windows(2).filter(|w| follows(&w[0], &w[1])).count();
+        let bytes: usize = values.iter().map(Vec::len).sum();
+        let chunks = copies.len() - adjacent;
+        assert!(
+            chunks <= bytes / PAYLOAD_CHUNK_BYTES + 2 * 20 + 1,
+            "{chunks} chunks for {} values, {bytes} bytes",
+            copies.len()
+        );
+        assert!(
+            adjacent >= copies.len() * 9 / 10,
+            "most values follow the one before"
+        );
+
+        // Once every record of a chunk is gone, the chunk is used again.
+        let mut copier = RecordCopier::default();
+        let first = copier.payload(b"{}");
+        let start = first.as_ptr();
+        drop(first);
+        let big = vec![b'y'; PAYLOAD_CHUNK_BYTES - 1];
+        let again = copier.payload(&big);
+        assert_eq!(&again[..], &big[..]);
+        assert_eq!(again.as_ptr(), start, "the freed chunk was taken back");
     }
 }

@@ -447,7 +447,7 @@ mod tests {
         for &size in sizes {
             let records = (next..next + size)
                 .map(|o| RawRecord {
-                    payload: lines[o % lines.len()].clone(),
+                    payload: lines[o % lines.len()].clone().into(),
                     meta: RecordMeta {
                         origin: Some(Origin {
                             topic: Arc::from("audit"),
