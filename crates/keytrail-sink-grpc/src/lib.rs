@@ -49,7 +49,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use keytrail_core::{AckToken, Sink as _};
+//! use keytrail_core::{AckToken, Events, Sink as _};
 //! use keytrail_sink_grpc::GrpcConfig;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -57,7 +57,7 @@
 //! let forwarder = config.build()?; // validates, reads files; no I/O on the network
 //! let (dead_letters, mut dead_letter_rx) = tokio::sync::mpsc::channel(16);
 //! let mut sink = forwarder.start(dead_letters); // spawns the forwarding task
-//! sink.accept(Arc::new(Vec::new()), AckToken::detached()).await?;
+//! sink.accept(Arc::new(Events::new(Vec::new())), AckToken::detached()).await?;
 //! sink.flush().await?;
 //! sink.shutdown(std::time::Duration::from_secs(5)).await?;
 //! # drop(dead_letter_rx.try_recv());
