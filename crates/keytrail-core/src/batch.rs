@@ -12,9 +12,9 @@
 //! status once; only a delivered batch lets its offsets be committed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dead_letter::DeadLetter;
 use crate::event::{Event, Origin};

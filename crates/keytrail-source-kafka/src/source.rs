@@ -566,7 +566,10 @@ const PAYLOAD_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Copies consumed messages out of librdkafka: the values one after another
 /// into shared chunks (one allocation per chunk, not per record; a chunk is
-/// freed when the last record in it is), the topic names once.
+/// freed when the last record in it is; a value of a chunk or more has its
+/// own), the topic names once. The records of a chunk are dropped once
+/// their batch is transformed (dead letters copy their line), so a chunk
+/// lives no longer than the raw batches in flight.
 #[derive(Default)]
 struct RecordCopier {
     topics: HashMap<String, Arc<str>>,
@@ -583,10 +586,15 @@ impl RecordCopier {
     }
 
     fn payload(&mut self, value: &[u8]) -> Bytes {
+        if value.len() >= PAYLOAD_CHUNK_BYTES {
+            // A chunk of its own; growing the shared one would keep it
+            // that large.
+            return Bytes::copy_from_slice(value);
+        }
         if self.payloads.capacity() < value.len() {
             // Records before keep the old chunk alive; this one starts a
             // new chunk, or takes the old one back if they are all gone.
-            self.payloads.reserve(value.len().max(PAYLOAD_CHUNK_BYTES));
+            self.payloads.reserve(PAYLOAD_CHUNK_BYTES);
         }
         self.payloads.extend_from_slice(value);
         self.payloads.split().freeze()
@@ -758,5 +766,12 @@ mod tests {
         let again = copier.payload(&big);
         assert_eq!(&again[..], &big[..]);
         assert_eq!(again.as_ptr(), start, "the freed chunk was taken back");
+
+        // A value of a chunk or more is copied on its own and leaves the
+        // shared chunk as it was.
+        let before = copier.payloads.capacity();
+        let huge = vec![b'z'; 3 * PAYLOAD_CHUNK_BYTES];
+        assert_eq!(&copier.payload(&huge)[..], &huge[..]);
+        assert_eq!(copier.payloads.capacity(), before);
     }
 }

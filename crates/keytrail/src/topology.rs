@@ -93,6 +93,12 @@ impl Topology {
         let config = self.config;
         let transforms = Transforms::build(&config)?;
         let concurrency = config.pipeline.transform_concurrency();
+        let transform_threads = TransformThreads::start(
+            concurrency,
+            Arc::new(move |raw| transforms.batch(raw)),
+            drop,
+        )
+        .context("starting the transform threads")?;
         let capacity = config.pipeline.channel_capacity_batches;
         let grace = Duration::from_millis(config.pipeline.shutdown_timeout_ms);
         let kafka = config.kafka.as_ref().context("missing [kafka]")?;
@@ -147,12 +153,7 @@ impl Topology {
         let (classified_tx, classified_rx) = mpsc::channel::<(Batch, Home)>(capacity);
         tasks.push((
             "transforms",
-            tokio::spawn(transform_task(
-                Arc::new(move |raw| transforms.batch(raw)),
-                concurrency,
-                raw_rx,
-                classified_tx,
-            )),
+            tokio::spawn(transform_task(transform_threads, raw_rx, classified_tx)),
         ));
         tasks.push((
             "fan_out",
@@ -208,51 +209,34 @@ fn spawner<S: Sink + 'static>(sink: S, grace: Duration) -> SinkSpawner {
 const DEFAULT_SINK_GRACE: Duration = Duration::from_secs(30);
 
 /// Takes raw batches in order and transforms them (normalize, enrich,
-/// classify: [`Transforms::batch`]) on `concurrency` threads of their own,
-/// up to one batch each; hands them on in the order they came, each with
-/// the [`Home`] of the thread that made its events.
+/// classify: [`Transforms::batch`]) on the stage's threads, up to one batch
+/// each; hands them on in the order they came, each with the [`Home`] of
+/// the thread that made its events.
 ///
 /// A batch holds its permit until it is handed on, so finished batches
-/// waiting behind a slower one count against `concurrency` too: the stage
-/// never holds more than `concurrency` batches.
+/// waiting behind a slower one count against the thread count too: the
+/// stage never holds more batches than it has threads.
 ///
 /// The events come back to their thread to be freed once the sinks are
 /// done with them: memory freed on another thread costs the allocator a
 /// hand-over and the thread that made it a collection later (about a
 /// tenth of `keytrail run`'s CPU, measured in BENCHMARKS.md).
-async fn transform_task<F>(
-    transform: Arc<F>,
-    concurrency: usize,
+async fn transform_task(
+    threads: TransformThreads,
     mut input: mpsc::Receiver<RawBatch>,
     output: mpsc::Sender<(Batch, Home)>,
-) where
-    F: Fn(RawBatch) -> Batch + Send + Sync + 'static,
-{
-    let (idle_tx, mut idle) = mpsc::unbounded_channel::<usize>();
-    let mut workers = Vec::with_capacity(concurrency);
-    for index in 0..concurrency {
-        match TransformThread::spawn(index, Arc::clone(&transform), idle_tx.clone()) {
-            Ok(worker) => {
-                workers.push(worker);
-                let _ = idle_tx.send(index);
-            }
-            Err(error) => {
-                tracing::error!(%error, "could not start a transform thread");
-            }
-        }
-    }
-    drop(idle_tx);
-    if workers.is_empty() {
-        // Dropping the input fails its batches' acknowledgements.
-        return;
-    }
-    let permits = Arc::new(Semaphore::new(workers.len()));
-    let (started_tx, mut started) = mpsc::channel::<Started>(workers.len());
+) {
+    let TransformThreads {
+        threads,
+        idle: mut idle_threads,
+    } = threads;
+    let permits = Arc::new(Semaphore::new(threads.len()));
+    let (started_tx, mut started) = mpsc::channel::<Started>(threads.len());
     let dispatch = async move {
         // The permit first, then a free thread: a batch waiting for either
         // stays in the channel, where backpressure sees it.
         while let Ok(permit) = Arc::clone(&permits).acquire_owned().await {
-            let Some(index) = idle.recv().await else {
+            let Some(index) = idle_threads.recv().await else {
                 break;
             };
             let Some(raw) = input.recv().await else {
@@ -261,17 +245,24 @@ async fn transform_task<F>(
             counter!("keytrail_stage_events_in_total", "stage" => "normalize")
                 .increment(raw.records.len() as u64);
             counter!("keytrail_stage_batches_total", "stage" => "normalize").increment(1);
-            let worker = &workers[index];
+            let Some(thread) = threads.get(index) else {
+                break;
+            };
             let (reply, done) = tokio::sync::oneshot::channel();
-            if worker.work.send(Work::Batch(raw, reply)).is_err() {
-                // The thread is gone (it cannot be: panics are caught);
-                // the batch went with it, unacknowledged, and is replayed.
+            if thread.work.send(Work::Batch(raw, reply)).is_err() {
+                // The thread has ended, which only a panic outside a
+                // transform can do. The batch is dropped here, unresolved:
+                // the source replays it. The thread is not asked again.
                 counter!("keytrail_stage_errors_total", "stage" => "normalize").increment(1);
+                tracing::error!(
+                    thread = index,
+                    "a transform thread is gone; its batch will be replayed"
+                );
                 continue;
             }
             let started = Started {
                 done,
-                home: worker.home.clone(),
+                home: thread.home.clone(),
                 permit,
             };
             if started_tx.send(started).await.is_err() {
@@ -282,10 +273,10 @@ async fn transform_task<F>(
     let hand_on = async move {
         while let Some(Started { done, home, permit }) = started.recv().await {
             let Ok(batch) = done.await else {
-                // Its acknowledgement was dropped unresolved: the source
+                // The transform panicked (logged on its thread) and its
+                // acknowledgement was dropped unresolved: the source
                 // replays the batch.
                 counter!("keytrail_stage_errors_total", "stage" => "normalize").increment(1);
-                tracing::error!("a transform failed; its batch will be replayed");
                 continue;
             };
             counter!("keytrail_stage_events_out_total", "stage" => "normalize")
@@ -315,49 +306,97 @@ enum Work {
     Free(Vec<Event>),
 }
 
-/// One of the transform stage's threads, as the dispatcher sees it.
+/// The transform stage's threads, `keytrail-transform-N`, started with
+/// the pipeline. Each takes one batch at a time and frees the events it
+/// made when they come back.
+///
+/// The channels here are unbounded, and bounded by what feeds them:
+/// - a thread's inbox holds at most one batch (the dispatcher gives a
+///   thread a batch only when it has said it is idle) and the events the
+///   sinks have let go of. A sink must never wait to let go of events, so
+///   that part cannot be a bounded channel. A thread frees them between
+///   batches, so they wait at most one batch.
+/// - the idle queue holds at most one entry per thread.
+///
+/// A thread ends when every sender of its inbox is gone: the dispatcher's,
+/// and the homes of the events it made. It can outlive the pipeline while
+/// a sink (a gRPC forwarding task still delivering) holds such events, so
+/// the pipeline does not wait for it. Its batches are awaited in
+/// [`transform_task`].
+struct TransformThreads {
+    threads: Vec<TransformThread>,
+    idle: mpsc::UnboundedReceiver<usize>,
+}
+
+/// One transform thread, as the dispatcher sees it.
 struct TransformThread {
     work: std::sync::mpsc::Sender<Work>,
     home: Home,
 }
 
-impl TransformThread {
-    /// Starts thread `index`. It runs until every sender of its work is
-    /// gone: the dispatcher's, and the homes of the events it made.
-    fn spawn<F>(
-        index: usize,
+impl TransformThreads {
+    /// Starts `count` threads running `transform`; `free` disposes of the
+    /// events that come back (`drop`; tests observe it).
+    fn start<F>(
+        count: usize,
         transform: Arc<F>,
-        idle: mpsc::UnboundedSender<usize>,
-    ) -> std::io::Result<TransformThread>
+        free: fn(Vec<Event>),
+    ) -> std::io::Result<TransformThreads>
     where
         F: Fn(RawBatch) -> Batch + Send + Sync + 'static,
     {
-        let (work, inbox) = std::sync::mpsc::channel::<Work>();
-        std::thread::Builder::new()
-            .name(format!("keytrail-transform-{index}"))
-            .spawn(move || {
-                for work in inbox {
-                    match work {
-                        Work::Free(events) => drop(events),
-                        Work::Batch(raw, reply) => {
-                            let run = std::panic::AssertUnwindSafe(|| transform(raw));
-                            // A panic drops the reply: the dispatcher counts it
-                            // and the batch is replayed. The thread goes on.
-                            if let Ok(batch) = std::panic::catch_unwind(run) {
-                                let _ = reply.send(batch);
+        let (idle_tx, idle) = mpsc::unbounded_channel::<usize>();
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            let (work, inbox) = std::sync::mpsc::channel::<Work>();
+            let transform = Arc::clone(&transform);
+            let idle = idle_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("keytrail-transform-{index}"))
+                .spawn(move || {
+                    for work in inbox {
+                        match work {
+                            Work::Free(events) => free(events),
+                            Work::Batch(raw, reply) => {
+                                let run = std::panic::AssertUnwindSafe(|| transform(raw));
+                                match std::panic::catch_unwind(run) {
+                                    Ok(batch) => {
+                                        let _ = reply.send(batch);
+                                    }
+                                    // The reply drops: the dispatcher counts
+                                    // the failure and the batch is replayed.
+                                    // The thread goes on.
+                                    Err(panic) => tracing::error!(
+                                        thread = index,
+                                        panic = panic_message(&*panic),
+                                        "a transform panicked; its batch will be replayed"
+                                    ),
+                                }
+                                let _ = idle.send(index);
                             }
-                            let _ = idle.send(index);
                         }
                     }
-                }
-            })?;
-        let back = work.clone();
-        let home = Home::new(move |events| {
-            // A thread that is gone frees nothing more; the events are
-            // freed here instead.
-            let _ = back.send(Work::Free(events));
-        });
-        Ok(TransformThread { work, home })
+                })?;
+            let back = work.clone();
+            let home = Home::new(move |events| {
+                // A thread that is gone frees nothing more; the events are
+                // freed here instead.
+                let _ = back.send(Work::Free(events));
+            });
+            threads.push(TransformThread { work, home });
+            let _ = idle_tx.send(index);
+        }
+        Ok(TransformThreads { threads, idle })
+    }
+}
+
+/// The message a panic was raised with, if it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    match panic.downcast_ref::<&'static str>() {
+        Some(message) => message,
+        None => panic
+            .downcast_ref::<String>()
+            .map_or("(not a string)", String::as_str),
     }
 }
 
@@ -430,7 +469,7 @@ fn fill<T>(channel: &'static str, sender: &mpsc::Sender<T>) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Mutex, mpsc as std_mpsc};
 
@@ -543,12 +582,9 @@ mod tests {
             };
             let (raw_tx, raw_rx) = mpsc::channel(2);
             let (out_tx, mut out_rx) = mpsc::channel(2);
-            let task = tokio::spawn(transform_task(
-                Arc::new(transform),
-                concurrency,
-                raw_rx,
-                out_tx,
-            ));
+            let stage_threads = TransformThreads::start(concurrency, Arc::new(transform), drop)
+                .expect("threads start");
+            let task = tokio::spawn(transform_task(stage_threads, raw_rx, out_tx));
             let batches = raw_batches(&lines, &sizes);
             let feed = tokio::spawn(async move {
                 for raw in batches {
@@ -620,7 +656,8 @@ mod tests {
         };
         let (raw_tx, raw_rx) = mpsc::channel(4);
         let (out_tx, mut out_rx) = mpsc::channel(4);
-        let task = tokio::spawn(transform_task(Arc::new(transform), 1, raw_rx, out_tx));
+        let threads = TransformThreads::start(1, Arc::new(transform), drop).expect("thread starts");
+        let task = tokio::spawn(transform_task(threads, raw_rx, out_tx));
         for raw in batches {
             raw_tx.send(raw).await.expect("stage takes batches");
         }
@@ -647,5 +684,87 @@ mod tests {
             ],
             "the panicked batch is failed, to be replayed"
         );
+    }
+
+    /// Where the test's transform threads freed events: the thread's name
+    /// and the offset of the first event of each batch.
+    static FREED: Mutex<Vec<(Option<String>, i64)>> = Mutex::new(Vec::new());
+    static FREED_MORE: std::sync::Condvar = std::sync::Condvar::new();
+
+    fn record_free(events: Vec<Event>) {
+        let first = events[0].origin.as_ref().map_or(-1, |o| o.offset);
+        let name = std::thread::current().name().map(str::to_owned);
+        FREED.lock().expect("not poisoned").push((name, first));
+        FREED_MORE.notify_all();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_are_freed_on_the_thread_that_made_them() {
+        let lines = Generator::new(&Args {
+            events: 0,
+            seed: 3,
+            ibm_percent: 70.0,
+            malformed_percent: 0.0,
+            rate: 0.0,
+            kafka: None,
+            topic: String::new(),
+        })
+        .records(40);
+        let transforms = Transforms::build(&Config::default()).expect("default transforms");
+        let made_by = Arc::new(Mutex::new(BTreeMap::new()));
+        let transform = {
+            let made_by = Arc::clone(&made_by);
+            move |raw: RawBatch| {
+                let first = raw.records[0].meta.origin.as_ref().map_or(-1, |o| o.offset);
+                let name = std::thread::current().name().map(str::to_owned);
+                made_by.lock().expect("not poisoned").insert(first, name);
+                transforms.batch(raw)
+            }
+        };
+        let sizes = [9, 4, 12, 1, 7, 3, 5, 8];
+        let threads =
+            TransformThreads::start(3, Arc::new(transform), record_free).expect("threads start");
+        let (raw_tx, raw_rx) = mpsc::channel(2);
+        let (out_tx, mut out_rx) = mpsc::channel(2);
+        let task = tokio::spawn(transform_task(threads, raw_rx, out_tx));
+        let feed = tokio::spawn(async move {
+            for raw in raw_batches(&lines, &sizes) {
+                raw_tx.send(raw).await.expect("stage takes batches");
+            }
+        });
+        while let Some((batch, home)) = out_rx.recv().await {
+            // What the fan-out does; the last holder lets go on this thread.
+            let shared: SharedEvents = Arc::new(Events::with_home(batch.events, home));
+            let held = Arc::clone(&shared);
+            drop(shared);
+            drop(held);
+            batch.ack.ack();
+        }
+        feed.await.expect("fed");
+        task.await.expect("stage ends when its input closes");
+
+        let freed = FREED.lock().expect("not poisoned");
+        let (freed, waited) = FREED_MORE
+            .wait_timeout_while(freed, Duration::from_secs(30), |f| f.len() < sizes.len())
+            .expect("not poisoned");
+        assert!(
+            !waited.timed_out(),
+            "only {} batches came home",
+            freed.len()
+        );
+        let made_by = made_by.lock().expect("not poisoned");
+        for (thread, first) in freed.iter() {
+            assert!(
+                thread
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("keytrail-transform-")),
+                "batch at {first} freed on {thread:?}"
+            );
+            assert_eq!(
+                made_by.get(first),
+                Some(thread),
+                "batch at {first} freed where it was made"
+            );
+        }
     }
 }
