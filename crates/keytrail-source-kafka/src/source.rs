@@ -605,7 +605,8 @@ impl RecordCopier {
             Some(topic) => Arc::clone(topic),
             None => {
                 let topic: Arc<str> = Arc::from(message.topic());
-                (self.topics).insert(message.topic().to_owned(), Arc::clone(&topic));
+                self.topics
+                    .insert(message.topic().to_owned(), Arc::clone(&topic));
                 topic
             }
         };
