@@ -33,5 +33,7 @@ pub use event::{
     Actor, Category, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source, Target,
     Text, TkeFacts,
 };
-pub use stage::{DeadLetterBatch, Events, Home, SharedEvents, Sink, SinkError, Transform};
+pub use stage::{
+    DeadLetterBatch, Events, Home, Prepare, Prepared, SharedEvents, Sink, SinkError, Transform,
+};
 pub use time::{TimeError, Timestamp};

@@ -13,6 +13,7 @@
 //! token, wraps the events in a [`SharedEvents`] and hands each sink its
 //! own share. Offsets move only when every share is resolved.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -30,12 +31,17 @@ pub type SharedEvents = Arc<Events>;
 pub struct Events {
     events: Vec<Event>,
     home: Option<Home>,
+    prepared: Prepared,
 }
 
 impl Events {
     /// Events freed wherever the last holder drops them.
     pub fn new(events: Vec<Event>) -> Events {
-        Events { events, home: None }
+        Events {
+            events,
+            home: None,
+            prepared: Prepared::default(),
+        }
     }
 
     /// Events handed to `home` when the last holder drops them.
@@ -43,7 +49,20 @@ impl Events {
         Events {
             events,
             home: Some(home),
+            prepared: Prepared::default(),
         }
+    }
+
+    /// The same events, with what the sinks' [`Prepare`] steps made of
+    /// them.
+    pub fn with_prepared(mut self, prepared: Prepared) -> Events {
+        self.prepared = prepared;
+        self
+    }
+
+    /// What a [`Prepare`] step made of these events, found by its type.
+    pub fn prepared<T: Any>(&self) -> Option<&T> {
+        (self.prepared.0.iter()).find_map(|made| made.downcast_ref::<T>())
     }
 }
 
@@ -72,6 +91,7 @@ impl std::fmt::Debug for Events {
         f.debug_struct("Events")
             .field("len", &self.events.len())
             .field("home", &self.home.is_some())
+            .field("prepared", &self.prepared.0.len())
             .finish()
     }
 }
@@ -99,6 +119,45 @@ impl Home {
 impl std::fmt::Debug for Home {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Home")
+    }
+}
+
+/// Work a sink does on every batch's events on the transform thread that
+/// made them, while they are still in that thread's cache, rather than on
+/// its own task later (the gRPC feed encodes them there). The result
+/// travels with the events, and the sink finds it with
+/// [`Events::prepared`].
+///
+/// The topology runs each type of step once per batch, however many sinks
+/// ask for it, so a step's result must depend on the events alone.
+pub trait Prepare: Any + std::fmt::Debug + Send + Sync {
+    /// Works on the events of one batch.
+    fn prepare(&self, events: &[Event]) -> Box<dyn Any + Send + Sync>;
+}
+
+/// What the [`Prepare`] steps made of a batch's events.
+#[derive(Default)]
+pub struct Prepared(Vec<Box<dyn Any + Send + Sync>>);
+
+impl Prepared {
+    /// Runs `steps` over `events`, once per type of step.
+    pub fn run(steps: &[Arc<dyn Prepare>], events: &[Event]) -> Prepared {
+        let mut seen = Vec::with_capacity(steps.len());
+        let mut made = Vec::with_capacity(steps.len());
+        for step in steps {
+            let kind = (&**step as &dyn Any).type_id();
+            if !seen.contains(&kind) {
+                seen.push(kind);
+                made.push(step.prepare(events));
+            }
+        }
+        Prepared(made)
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Prepared").field(&self.0.len()).finish()
     }
 }
 
@@ -155,6 +214,12 @@ pub trait Sink: Send {
 
     /// Delivers what is buffered; called at shutdown.
     fn flush(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Work to do for this sink on the transform threads (see
+    /// [`Prepare`]); none by default.
+    fn prepare(&self) -> Option<Arc<dyn Prepare>> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +271,60 @@ mod tests {
             made.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
             ["x", "y"]
         );
-        assert_eq!(format!("{made:?}"), "Events { len: 2, home: false }");
+        assert_eq!(
+            format!("{made:?}"),
+            "Events { len: 2, home: false, prepared: 0 }"
+        );
+        assert_eq!(made.prepared::<Vec<String>>(), None);
+    }
+
+    /// Joins the events' actions; counts its runs.
+    #[derive(Debug, Default)]
+    struct Actions(std::sync::atomic::AtomicUsize);
+
+    impl Prepare for Actions {
+        fn prepare(&self, events: &[Event]) -> Box<dyn Any + Send + Sync> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+            Box::new(actions.join(","))
+        }
+    }
+
+    /// Counts the events.
+    #[derive(Debug)]
+    struct Count;
+
+    impl Prepare for Count {
+        fn prepare(&self, events: &[Event]) -> Box<dyn Any + Send + Sync> {
+            Box::new(events.len())
+        }
+    }
+
+    #[test]
+    fn each_type_of_step_runs_once_and_its_result_is_found_by_type() {
+        let first = Arc::new(Actions::default());
+        let second = Arc::new(Actions::default());
+        let steps: Vec<Arc<dyn Prepare>> = vec![
+            Arc::clone(&first) as Arc<dyn Prepare>,
+            Arc::new(Count),
+            Arc::clone(&second) as Arc<dyn Prepare>,
+        ];
+        let batch = events(&["a", "b"]);
+        let prepared = Prepared::run(&steps, &batch);
+        let counted = |step: &Actions| step.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            (counted(&first), counted(&second)),
+            (1, 0),
+            "one run per type"
+        );
+
+        let shared = Events::new(batch).with_prepared(prepared);
+        assert_eq!(shared.prepared::<String>().map(String::as_str), Some("a,b"));
+        assert_eq!(shared.prepared::<usize>(), Some(&2));
+        assert_eq!(shared.prepared::<u32>(), None, "no step made one");
+        assert_eq!(
+            format!("{shared:?}"),
+            "Events { len: 2, home: false, prepared: 2 }"
+        );
     }
 }

@@ -50,4 +50,4 @@ pub mod incoming {
 
 pub use convert::ConvertError;
 pub use decode::{ForwardMessage, IncomingBatch, Refused};
-pub use encode::{EventArena, ForwardFrame, encode_event};
+pub use encode::{EncodedEvents, EventArena, ForwardFrame, encode_event};

@@ -19,9 +19,11 @@
 //! they were taken; a batch is stored twice only when its answer was lost,
 //! so duplicates are bounded by the window per reconnection.
 
+use std::any::Any;
+
 use bytes::Bytes;
-use keytrail_core::Event;
-use keytrail_proto::{EventArena, ForwardFrame, v1};
+use keytrail_core::{Event, Events, Prepare};
+use keytrail_proto::{EncodedEvents, EventArena, ForwardFrame, v1};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -45,8 +47,25 @@ impl Encoder for FeedEncoder {
         self.0.encode(event)
     }
 
+    fn prepared(events: &Events, index: usize) -> Option<Bytes> {
+        events.prepared::<EncodedEvents>()?.get(index)
+    }
+
     fn encoded_len(item: &Bytes) -> usize {
         item.len()
+    }
+}
+
+/// The feed's work on the transform threads: each batch's events encoded
+/// there, while they are in that core's cache. The forwarding task then
+/// only copies bytes; it encodes an event itself only when a batch comes
+/// without them (a topology that does not prepare).
+#[derive(Debug)]
+pub(crate) struct FeedPrepare;
+
+impl Prepare for FeedPrepare {
+    fn prepare(&self, events: &[Event]) -> Box<dyn Any + Send + Sync> {
+        Box::new(EncodedEvents::encode(events))
     }
 }
 

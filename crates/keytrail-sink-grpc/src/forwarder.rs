@@ -16,9 +16,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use keytrail_core::{AckToken, DeadLetterBatch, SharedEvents, Sink, SinkError};
+use keytrail_core::{AckToken, DeadLetterBatch, Prepare, SharedEvents, Sink, SinkError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -109,20 +110,28 @@ impl GrpcForwarder {
             link: link_tx,
         };
         let limits = self.settings.limits;
-        let worker = match self.settings.protocol {
+        let (worker, prepare) = match self.settings.protocol {
             Protocol::Keytrail => {
                 let queue = Queue::new(crate::feed::FeedEncoder::default(), limits, dead_letters);
-                tokio::spawn(crate::feed::run(connection, commands_rx, queue))
+                let worker = tokio::spawn(crate::feed::run(connection, commands_rx, queue));
+                (
+                    worker,
+                    Some(Arc::new(crate::feed::FeedPrepare) as Arc<dyn Prepare>),
+                )
             }
             Protocol::Otlp => {
                 let queue = Queue::new(crate::otlp::LogEncoder::new(), limits, dead_letters);
-                tokio::spawn(crate::otlp::run(connection, commands_rx, queue))
+                (
+                    tokio::spawn(crate::otlp::run(connection, commands_rx, queue)),
+                    None,
+                )
             }
         };
         GrpcSink {
             commands: Some(commands),
             link,
             worker: Some(worker),
+            prepare,
         }
     }
 }
@@ -164,6 +173,8 @@ pub struct GrpcSink {
     commands: Option<mpsc::Sender<Command>>,
     link: watch::Receiver<LinkState>,
     worker: Option<JoinHandle<()>>,
+    /// The protocol's work on the transform threads, if it has any.
+    prepare: Option<Arc<dyn Prepare>>,
 }
 
 impl GrpcSink {
@@ -250,6 +261,10 @@ impl Sink for GrpcSink {
                 .map_err(|_| stopped())?;
             answered.await.map_err(|_| stopped())
         }
+    }
+
+    fn prepare(&self) -> Option<Arc<dyn Prepare>> {
+        self.prepare.clone()
     }
 }
 

@@ -34,7 +34,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keytrail_core::{AckToken, DeadLetter, DeadLetterBatch, DeadLetterReason, Event, SharedEvents};
+use keytrail_core::{
+    AckToken, DeadLetter, DeadLetterBatch, DeadLetterReason, Event, Events, SharedEvents,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -61,6 +63,12 @@ pub(crate) trait Encoder: Send + 'static {
 
     /// Converts an event.
     fn encode(&mut self, event: &Event) -> Self::Item;
+
+    /// The event at `index`, already converted on the transform thread
+    /// (see [`keytrail_core::Prepare`]); `None` when it was not.
+    fn prepared(_events: &Events, _index: usize) -> Option<Self::Item> {
+        None
+    }
 
     /// The item's encoded length, without the field framing.
     fn encoded_len(item: &Self::Item) -> usize;
@@ -251,7 +259,10 @@ impl<E: Encoder> Queue<E> {
                 }
                 return None;
             };
-            let item = self.encoder.encode(event);
+            let item = match E::prepared(&input.events, input.next) {
+                Some(item) => item,
+                None => self.encoder.encode(event),
+            };
             let len = E::encoded_len(&item);
             let index = input.next;
             input.next += 1;
@@ -508,6 +519,10 @@ mod tests {
             event.action.to_string()
         }
 
+        fn prepared(events: &Events, index: usize) -> Option<String> {
+            events.prepared::<Vec<String>>()?.get(index).cloned()
+        }
+
         fn encoded_len(item: &String) -> usize {
             if item == "huge" {
                 MAX_BATCH_BYTES + 1
@@ -654,6 +669,45 @@ mod tests {
             [(7, BatchStatus::Delivered)]
         );
         assert!(q.is_idle());
+    }
+
+    /// Shouts the actions, on the transform thread.
+    #[derive(Debug)]
+    struct Shout;
+
+    impl keytrail_core::Prepare for Shout {
+        fn prepare(&self, events: &[Event]) -> Box<dyn std::any::Any + Send + Sync> {
+            let shouted: Vec<String> = (events.iter())
+                .map(|e| e.action.as_str().to_ascii_uppercase())
+                .collect();
+            Box::new(shouted)
+        }
+    }
+
+    #[test]
+    fn events_prepared_on_the_transform_thread_are_not_encoded_again() {
+        let statuses = Statuses::default();
+        let mut q = queue(10, 1024, 2);
+        let now = Instant::now();
+        let Command::Events { events, ack } = input(1, &["a", "b"], &statuses) else {
+            unreachable!("input makes events");
+        };
+        let steps: Vec<Arc<dyn keytrail_core::Prepare>> = vec![Arc::new(Shout)];
+        let prepared = keytrail_core::Prepared::run(&steps, &events);
+        let events = Events::new(events.to_vec()).with_prepared(prepared);
+        q.take(Some(Command::Events {
+            events: Arc::new(events),
+            ack,
+        }));
+        q.fill(now);
+        q.take(Some(input(2, &["c"], &statuses)));
+        q.fill(now);
+        assert!(q.seal());
+        assert_eq!(
+            items(&q),
+            [vec!["A", "B", "c"]],
+            "prepared where the batch came with it, encoded here where not"
+        );
     }
 
     #[tokio::test]

@@ -9,8 +9,10 @@
 //! The transforms work on up to `pipeline.transform_concurrency` batches at
 //! once, each on a thread of their own (`keytrail-transform-N`, not tokio's
 //! workers, which keep serving the source and the sinks), and hand them on
-//! in the order they came. When the sinks are done with a batch, its events
-//! go back to the thread that made them to be freed.
+//! in the order they came. A sink's work that reads every event (the gRPC
+//! feed's encoding, its [`Prepare`] step) is done there too, while the
+//! events are in that core's cache. When the sinks are done with a batch,
+//! its events go back to the thread that made them to be freed.
 //!
 //! Every channel holds at most `pipeline.channel_capacity_batches` batches;
 //! a full channel makes the stage before it wait, and the source pauses its
@@ -25,12 +27,13 @@
 //! acknowledgements and commits.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use keytrail_core::{
-    AckToken, Batch, DeadLetterBatch, Event, Events, Home, RawBatch, SharedEvents, Sink,
+    AckToken, Batch, DeadLetterBatch, Event, Events, Home, Prepare, Prepared, RawBatch,
+    SharedEvents, Sink,
 };
 use keytrail_sink_file::FileSink;
 use keytrail_sink_prometheus::{Exporter, Prometheus, Readiness};
@@ -52,11 +55,51 @@ pub struct SinkInput {
 
 type SinkSpawner = Box<dyn FnOnce(mpsc::Receiver<SinkInput>) -> JoinHandle<()> + Send>;
 
+/// A sink not yet started, and its work on the transform threads.
+struct SinkEntry {
+    name: &'static str,
+    spawn: SinkSpawner,
+    prepare: Option<Arc<dyn Prepare>>,
+}
+
+/// The sinks' [`Prepare`] steps, set once the sinks are built.
+type Steps = Arc<OnceLock<Vec<Arc<dyn Prepare>>>>;
+
+/// What a transform thread does with a batch: the transforms, then the
+/// sinks' steps (none until they are set).
+fn thread_work(
+    transforms: Transforms,
+    steps: Steps,
+) -> impl Fn(RawBatch) -> Transformed + Send + Sync + 'static {
+    move |raw| {
+        let batch = transforms.batch(raw);
+        let steps = steps.get().map_or(&[][..], Vec::as_slice);
+        let prepared = Prepared::run(steps, &batch.events);
+        Transformed { batch, prepared }
+    }
+}
+
+/// A transformed batch and what the sinks' [`Prepare`] steps made of its
+/// events.
+struct Transformed {
+    batch: Batch,
+    prepared: Prepared,
+}
+
+impl From<Batch> for Transformed {
+    fn from(batch: Batch) -> Transformed {
+        Transformed {
+            batch,
+            prepared: Prepared::default(),
+        }
+    }
+}
+
 /// A pipeline about to run. Sinks come from the configuration and from
 /// [`Topology::with_sink`] (embedders and tests).
 pub struct Topology {
     config: Config,
-    sinks: Vec<(&'static str, SinkSpawner)>,
+    sinks: Vec<SinkEntry>,
     source_stats: Arc<SourceStats>,
 }
 
@@ -79,8 +122,7 @@ impl Topology {
 
     /// Adds a sink that is not in the configuration.
     pub fn with_sink<S: Sink + 'static>(mut self, sink: S) -> Topology {
-        self.sinks
-            .push((sink.name(), spawner(sink, DEFAULT_SINK_GRACE)));
+        self.sinks.push(entry(sink, DEFAULT_SINK_GRACE));
         self
     }
 
@@ -93,12 +135,12 @@ impl Topology {
         let config = self.config;
         let transforms = Transforms::build(&config)?;
         let concurrency = config.pipeline.transform_concurrency();
-        let transform_threads = TransformThreads::start(
-            concurrency,
-            Arc::new(move |raw| transforms.batch(raw)),
-            drop,
-        )
-        .context("starting the transform threads")?;
+        // The sinks' steps are known once every sink is built, below, and
+        // before the first batch can reach a thread.
+        let steps = Steps::default();
+        let work = thread_work(transforms, Arc::clone(&steps));
+        let transform_threads = TransformThreads::start(concurrency, Arc::new(work), drop)
+            .context("starting the transform threads")?;
         let capacity = config.pipeline.channel_capacity_batches;
         let grace = Duration::from_millis(config.pipeline.shutdown_timeout_ms);
         let kafka = config.kafka.as_ref().context("missing [kafka]")?;
@@ -114,8 +156,7 @@ impl Topology {
                 let prometheus = prometheus.build()?;
                 let server = exporter(&prometheus)?.serve(readiness.clone()).await?;
                 tracing::info!(listen = %server.local_addr(), "serving /metrics, /health and /ready");
-                self.sinks
-                    .push(("prometheus", spawner(prometheus.sink(), grace)));
+                self.sinks.push(entry(prometheus.sink(), grace));
                 Some(server)
             }
             None => None,
@@ -126,7 +167,7 @@ impl Topology {
         let (dead_tx, dead_rx) = mpsc::channel::<DeadLetterBatch>(capacity);
         if let Some(file) = &config.file {
             let sink = FileSink::open(file).await?;
-            self.sinks.push(("file", spawner(sink, grace)));
+            self.sinks.push(entry(sink, grace));
         }
         if let Some(grpc) = &config.grpc {
             keytrail_sink_grpc::describe_metrics();
@@ -135,22 +176,28 @@ impl Topology {
             if let Err(error) = sink.wait_ready(wait).await {
                 tracing::warn!(%error, endpoint = %grpc.endpoint, "SIEM receiver not ready yet; events wait until it is");
             }
-            self.sinks.push(("grpc", spawner(sink, grace)));
+            self.sinks.push(entry(sink, grace));
         }
 
         let mut tasks: Vec<(&'static str, JoinHandle<()>)> = vec![(
             "dead_letter",
             tokio::spawn(dead_letter::run(writer, dead_rx)),
         )];
+        let _ = steps.set(
+            self.sinks
+                .iter()
+                .filter_map(|s| s.prepare.clone())
+                .collect(),
+        );
         let mut sink_txs = Vec::new();
-        for (name, spawn) in self.sinks {
+        for SinkEntry { name, spawn, .. } in self.sinks {
             let (tx, rx) = mpsc::channel::<SinkInput>(capacity);
             sink_txs.push((name, tx));
             tasks.push((name, spawn(rx)));
         }
 
         let (raw_tx, raw_rx) = mpsc::channel::<RawBatch>(capacity);
-        let (classified_tx, classified_rx) = mpsc::channel::<(Batch, Home)>(capacity);
+        let (classified_tx, classified_rx) = mpsc::channel::<(Transformed, Home)>(capacity);
         tasks.push((
             "transforms",
             tokio::spawn(transform_task(transform_threads, raw_rx, classified_tx)),
@@ -201,8 +248,12 @@ fn exporter(prometheus: &Prometheus) -> anyhow::Result<Exporter> {
     Ok(exporter)
 }
 
-fn spawner<S: Sink + 'static>(sink: S, grace: Duration) -> SinkSpawner {
-    Box::new(move |rx| tokio::spawn(sink_task(sink, rx, grace)))
+fn entry<S: Sink + 'static>(sink: S, grace: Duration) -> SinkEntry {
+    SinkEntry {
+        name: sink.name(),
+        prepare: sink.prepare(),
+        spawn: Box::new(move |rx| tokio::spawn(sink_task(sink, rx, grace))),
+    }
 }
 
 /// How long an added sink may take to flush at shutdown.
@@ -224,7 +275,7 @@ const DEFAULT_SINK_GRACE: Duration = Duration::from_secs(30);
 async fn transform_task(
     threads: TransformThreads,
     mut input: mpsc::Receiver<RawBatch>,
-    output: mpsc::Sender<(Batch, Home)>,
+    output: mpsc::Sender<(Transformed, Home)>,
 ) {
     let TransformThreads {
         threads,
@@ -280,7 +331,7 @@ async fn transform_task(
                 continue;
             };
             counter!("keytrail_stage_events_out_total", "stage" => "normalize")
-                .increment(batch.events.len() as u64);
+                .increment(batch.batch.events.len() as u64);
             fill("classified", &output);
             if output.send((batch, home)).await.is_err() {
                 break;
@@ -293,7 +344,7 @@ async fn transform_task(
 
 /// A batch on a transform thread.
 struct Started {
-    done: tokio::sync::oneshot::Receiver<Batch>,
+    done: tokio::sync::oneshot::Receiver<Transformed>,
     home: Home,
     permit: OwnedSemaphorePermit,
 }
@@ -301,7 +352,7 @@ struct Started {
 /// What a transform thread is given.
 enum Work {
     /// A batch to transform; the result goes back on the sender.
-    Batch(RawBatch, tokio::sync::oneshot::Sender<Batch>),
+    Batch(RawBatch, tokio::sync::oneshot::Sender<Transformed>),
     /// Events this thread made, back from the sinks to be freed.
     Free(Vec<Event>),
 }
@@ -343,7 +394,7 @@ impl TransformThreads {
         free: fn(Vec<Event>),
     ) -> std::io::Result<TransformThreads>
     where
-        F: Fn(RawBatch) -> Batch + Send + Sync + 'static,
+        F: Fn(RawBatch) -> Transformed + Send + Sync + 'static,
     {
         let (idle_tx, idle) = mpsc::unbounded_channel::<usize>();
         let mut threads = Vec::with_capacity(count);
@@ -401,15 +452,19 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 }
 
 async fn fan_out_task(
-    mut input: mpsc::Receiver<(Batch, Home)>,
+    mut input: mpsc::Receiver<(Transformed, Home)>,
     dead_letters: mpsc::Sender<DeadLetterBatch>,
     sinks: Vec<(&'static str, mpsc::Sender<SinkInput>)>,
 ) {
     while let Some((
-        Batch {
-            events,
-            dead_letters: letters,
-            ack,
+        Transformed {
+            batch:
+                Batch {
+                    events,
+                    dead_letters: letters,
+                    ack,
+                },
+            prepared,
         },
         home,
     )) = input.recv().await
@@ -424,7 +479,8 @@ async fn fan_out_task(
             }
         }
         if !events.is_empty() {
-            let events: SharedEvents = Arc::new(Events::with_home(events, home));
+            let events: SharedEvents =
+                Arc::new(Events::with_home(events, home).with_prepared(prepared));
             for (name, sink) in &sinks {
                 fill(name, sink);
                 let input = SinkInput {
@@ -478,6 +534,20 @@ mod tests {
     use super::*;
     use crate::generate::{Args, Generator};
 
+    /// `count` generated lines: 70 % IBM, `malformed_percent` broken.
+    fn corpus(seed: u64, malformed_percent: f64, count: u64) -> Vec<Vec<u8>> {
+        Generator::new(&Args {
+            events: 0,
+            seed,
+            ibm_percent: 70.0,
+            malformed_percent,
+            rate: 0.0,
+            kafka: None,
+            topic: String::new(),
+        })
+        .records(count)
+    }
+
     /// Batches of the given sizes; record offsets count up from 0 across
     /// them, and record `o` is line `o` (wrapping).
     fn raw_batches(lines: &[Vec<u8>], sizes: &[usize]) -> Vec<RawBatch> {
@@ -521,16 +591,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_leave_in_arrival_order_and_at_most_concurrency_run_at_once() {
-        let lines = Generator::new(&Args {
-            events: 0,
-            seed: 11,
-            ibm_percent: 70.0,
-            malformed_percent: 5.0,
-            rate: 0.0,
-            kafka: None,
-            topic: String::new(),
-        })
-        .records(300);
+        let lines = corpus(11, 5.0, 300);
         let transforms = Transforms::build(&Config::default()).expect("default transforms");
         let sizes = [300, 1, 7, 120, 1, 1, 60, 2, 250, 3, 40, 9];
         let expected: Vec<_> = raw_batches(&lines, &sizes)
@@ -577,7 +638,7 @@ mod tests {
                         }
                     }
                     running.fetch_sub(1, Ordering::SeqCst);
-                    batch
+                    Transformed::from(batch)
                 }
             };
             let (raw_tx, raw_rx) = mpsc::channel(2);
@@ -592,7 +653,7 @@ mod tests {
                 }
             });
             let mut got = Vec::new();
-            while let Some((batch, _home)) = out_rx.recv().await {
+            while let Some((Transformed { batch, .. }, _home)) = out_rx.recv().await {
                 got.push(summary(&batch));
             }
             feed.await.expect("fed");
@@ -625,16 +686,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_transform_fails_its_batch_and_the_thread_goes_on() {
-        let lines = Generator::new(&Args {
-            events: 0,
-            seed: 5,
-            ibm_percent: 70.0,
-            malformed_percent: 0.0,
-            rate: 0.0,
-            kafka: None,
-            topic: String::new(),
-        })
-        .records(20);
+        let lines = corpus(5, 0.0, 20);
         let transforms = Transforms::build(&Config::default()).expect("default transforms");
         let (status_tx, status_rx) = std_mpsc::channel();
         let batches: Vec<RawBatch> = raw_batches(&lines, &[3, 5, 2])
@@ -652,7 +704,7 @@ mod tests {
             .collect();
         let transform = move |raw: RawBatch| {
             assert!(raw.records.len() != 5, "a transform bug");
-            transforms.batch(raw)
+            Transformed::from(transforms.batch(raw))
         };
         let (raw_tx, raw_rx) = mpsc::channel(4);
         let (out_tx, mut out_rx) = mpsc::channel(4);
@@ -663,7 +715,7 @@ mod tests {
         }
         drop(raw_tx);
         let mut sizes = Vec::new();
-        while let Some((batch, _home)) = out_rx.recv().await {
+        while let Some((Transformed { batch, .. }, _home)) = out_rx.recv().await {
             sizes.push(batch.events.len());
             batch.ack.ack();
         }
@@ -700,16 +752,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_are_freed_on_the_thread_that_made_them() {
-        let lines = Generator::new(&Args {
-            events: 0,
-            seed: 3,
-            ibm_percent: 70.0,
-            malformed_percent: 0.0,
-            rate: 0.0,
-            kafka: None,
-            topic: String::new(),
-        })
-        .records(40);
+        let lines = corpus(3, 0.0, 40);
         let transforms = Transforms::build(&Config::default()).expect("default transforms");
         let made_by = Arc::new(Mutex::new(BTreeMap::new()));
         let transform = {
@@ -718,7 +761,7 @@ mod tests {
                 let first = raw.records[0].meta.origin.as_ref().map_or(-1, |o| o.offset);
                 let name = std::thread::current().name().map(str::to_owned);
                 made_by.lock().expect("not poisoned").insert(first, name);
-                transforms.batch(raw)
+                Transformed::from(transforms.batch(raw))
             }
         };
         let sizes = [9, 4, 12, 1, 7, 3, 5, 8];
@@ -732,7 +775,7 @@ mod tests {
                 raw_tx.send(raw).await.expect("stage takes batches");
             }
         });
-        while let Some((batch, home)) = out_rx.recv().await {
+        while let Some((Transformed { batch, .. }, home)) = out_rx.recv().await {
             // What the fan-out does; the last holder lets go on this thread.
             let shared: SharedEvents = Arc::new(Events::with_home(batch.events, home));
             let held = Arc::clone(&shared);
@@ -766,5 +809,63 @@ mod tests {
                 "batch at {first} freed where it was made"
             );
         }
+    }
+
+    /// Names the thread it ran on and counts the events it saw.
+    #[derive(Debug)]
+    struct WhereAndHowMany;
+
+    impl Prepare for WhereAndHowMany {
+        fn prepare(&self, events: &[Event]) -> Box<dyn std::any::Any + Send + Sync> {
+            let name = std::thread::current().name().map(str::to_owned);
+            Box::new((name, events.len()))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sinks_steps_run_on_the_transform_threads_once_they_are_set() {
+        let lines = corpus(7, 0.0, 40);
+        let steps = Steps::default();
+        let transforms = Transforms::build(&Config::default()).expect("default transforms");
+        let work = thread_work(transforms, Arc::clone(&steps));
+        let threads = TransformThreads::start(2, Arc::new(work), drop).expect("threads start");
+        let (raw_tx, raw_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let task = tokio::spawn(transform_task(threads, raw_rx, out_tx));
+        let mut batches = raw_batches(&lines, &[10, 30]).into_iter();
+
+        // Before the sinks are known: nothing is prepared.
+        raw_tx
+            .send(batches.next().expect("two batches"))
+            .await
+            .expect("stage takes batches");
+        let (Transformed { batch, prepared }, home) = out_rx.recv().await.expect("a batch");
+        let events = Events::with_home(batch.events, home).with_prepared(prepared);
+        assert_eq!(events.prepared::<(Option<String>, usize)>(), None);
+        batch.ack.ack();
+
+        let step: Arc<dyn Prepare> = Arc::new(WhereAndHowMany);
+        steps.set(vec![step]).expect("set once");
+        raw_tx
+            .send(batches.next().expect("two batches"))
+            .await
+            .expect("stage takes batches");
+        drop(raw_tx);
+        let (Transformed { batch, prepared }, home) = out_rx.recv().await.expect("a batch");
+        let valid = batch.events.len();
+        let events = Events::with_home(batch.events, home).with_prepared(prepared);
+        let (thread, seen) = events
+            .prepared::<(Option<String>, usize)>()
+            .expect("the step ran");
+        assert!(
+            thread
+                .as_deref()
+                .is_some_and(|n| n.starts_with("keytrail-transform-")),
+            "ran on {thread:?}"
+        );
+        assert_eq!(*seen, valid, "over the transformed events");
+        assert!(valid > 0, "the corpus has valid events");
+        batch.ack.ack();
+        task.await.expect("stage ends when its input closes");
     }
 }
