@@ -588,17 +588,24 @@ pub(crate) mod tests {
         event
     }
 
-    #[test]
-    fn arena_views_hold_each_events_own_bytes() {
+    /// `count` events: every field set, a bare one, the awkward values, and
+    /// one with a 10 KB message, in turn.
+    fn assorted(count: i64) -> Vec<Event> {
         let mut big = full_event();
         big.message = Some("m".repeat(10_000).into());
-        let events: Vec<Event> = (0..200)
-            .map(|i| match i % 3 {
+        (0..count)
+            .map(|i| match i % 4 {
                 0 => full_event(),
                 1 => Event::new(Timestamp::from_millis(i), Source::IbmHpcs, "a".into()),
+                2 => awkward_event(),
                 _ => big.clone(),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn arena_views_hold_each_events_own_bytes() {
+        let events = assorted(200);
         // Small chunks, so events cross chunk ends and outgrow a chunk.
         let mut arena = EventArena::new(4096);
         let views: Vec<Bytes> = events.iter().map(|e| arena.encode(e)).collect();
@@ -616,16 +623,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_batch_encoded_at_once_hands_out_each_events_own_bytes() {
-        let mut big = full_event();
-        big.message = Some("m".repeat(10_000).into());
-        let events: Vec<Event> = (0..50)
-            .map(|i| match i % 4 {
-                0 => full_event(),
-                1 => Event::new(Timestamp::from_millis(i), Source::IbmHpcs, "a".into()),
-                2 => awkward_event(),
-                _ => big.clone(),
-            })
-            .collect();
+        let events = assorted(50);
         let encoded = EncodedEvents::encode(&events);
         assert_eq!(encoded.len(), events.len());
         let views: Vec<Bytes> = (0..events.len())

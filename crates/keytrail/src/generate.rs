@@ -49,6 +49,21 @@ pub struct Args {
     pub topic: String,
 }
 
+/// `count` records of `keytrail gen`'s usual mix (70 % IBM) from `seed`,
+/// `malformed_percent` of them malformed: the corpus of the tests.
+pub fn mixed_records(seed: u64, count: u64, malformed_percent: f64) -> Vec<Vec<u8>> {
+    Generator::new(&Args {
+        events: count,
+        seed,
+        ibm_percent: 70.0,
+        malformed_percent,
+        rate: 0.0,
+        kafka: None,
+        topic: String::new(),
+    })
+    .records(count)
+}
+
 /// Runs the command: records to stdout, one per line, or to Kafka.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(bootstrap) = &args.kafka {
@@ -621,20 +636,8 @@ fn write_json(value: &Value, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    fn args(seed: u64) -> Args {
-        Args {
-            events: 0,
-            seed,
-            ibm_percent: 70.0,
-            malformed_percent: 1.0,
-            rate: 0.0,
-            kafka: None,
-            topic: String::new(),
-        }
-    }
-
     fn records(seed: u64, n: u64) -> Vec<Vec<u8>> {
-        Generator::new(&args(seed)).records(n)
+        mixed_records(seed, n, 1.0)
     }
 
     #[test]

@@ -532,21 +532,7 @@ mod tests {
     use keytrail_core::{BatchStatus, Origin, RawRecord, RecordMeta};
 
     use super::*;
-    use crate::generate::{Args, Generator};
-
-    /// `count` generated lines: 70 % IBM, `malformed_percent` broken.
-    fn corpus(seed: u64, malformed_percent: f64, count: u64) -> Vec<Vec<u8>> {
-        Generator::new(&Args {
-            events: 0,
-            seed,
-            ibm_percent: 70.0,
-            malformed_percent,
-            rate: 0.0,
-            kafka: None,
-            topic: String::new(),
-        })
-        .records(count)
-    }
+    use crate::generate::mixed_records;
 
     /// Batches of the given sizes; record offsets count up from 0 across
     /// them, and record `o` is line `o` (wrapping).
@@ -591,7 +577,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_leave_in_arrival_order_and_at_most_concurrency_run_at_once() {
-        let lines = corpus(11, 5.0, 300);
+        let lines = mixed_records(11, 300, 5.0);
         let transforms = Transforms::build(&Config::default()).expect("default transforms");
         let sizes = [300, 1, 7, 120, 1, 1, 60, 2, 250, 3, 40, 9];
         let expected: Vec<_> = raw_batches(&lines, &sizes)
@@ -686,7 +672,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_transform_fails_its_batch_and_the_thread_goes_on() {
-        let lines = corpus(5, 0.0, 20);
+        let lines = mixed_records(5, 20, 0.0);
         let transforms = Transforms::build(&Config::default()).expect("default transforms");
         let (status_tx, status_rx) = std_mpsc::channel();
         let batches: Vec<RawBatch> = raw_batches(&lines, &[3, 5, 2])
@@ -752,7 +738,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_are_freed_on_the_thread_that_made_them() {
-        let lines = corpus(3, 0.0, 40);
+        let lines = mixed_records(3, 40, 0.0);
         let transforms = Transforms::build(&Config::default()).expect("default transforms");
         let made_by = Arc::new(Mutex::new(BTreeMap::new()));
         let transform = {
@@ -824,7 +810,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sinks_steps_run_on_the_transform_threads_once_they_are_set() {
-        let lines = corpus(7, 0.0, 40);
+        let lines = mixed_records(7, 40, 0.0);
         let steps = Steps::default();
         let transforms = Transforms::build(&Config::default()).expect("default transforms");
         let work = thread_work(transforms, Arc::clone(&steps));

@@ -9,20 +9,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use keytrail::generate::{self, Generator};
+use keytrail::generate;
 
 /// Generated vendor records `0..n` of `seed` (one per line), with their ids.
 pub fn records(seed: u64, n: u64, malformed_percent: f64) -> Vec<Vec<u8>> {
-    Generator::new(&generate::Args {
-        events: n,
-        seed,
-        ibm_percent: 70.0,
-        malformed_percent,
-        rate: 0.0,
-        kafka: None,
-        topic: String::new(),
-    })
-    .records(n)
+    generate::mixed_records(seed, n, malformed_percent)
 }
 
 /// The ids of the records that normalize (the others must be
