@@ -1,7 +1,9 @@
 //! The stage traits.
 //!
 //! Transforms (enrich, classify) are plain synchronous functions over an
-//! event; the topology runs them over whole batches on its own tasks.
+//! event; the topology runs them over whole batches on its transform
+//! threads. A sink may name a [`Prepare`] step to run there too, over each
+//! batch's events while they are in that thread's cache.
 //! Normalization is not a [`Transform`]: its input is raw bytes, not events.
 //! Sinks are asynchronous: they receive the classified events of a batch,
 //! shared with the other sinks, and a share of the batch's acknowledgement,
@@ -13,7 +15,7 @@
 //! token, wraps the events in a [`SharedEvents`] and hands each sink its
 //! own share. Offsets move only when every share is resolved.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -60,9 +62,13 @@ impl Events {
         self
     }
 
-    /// What a [`Prepare`] step made of these events, found by its type.
-    pub fn prepared<T: Any>(&self) -> Option<&T> {
-        (self.prepared.0.iter()).find_map(|made| made.downcast_ref::<T>())
+    /// What the [`Prepare`] step of type `S` made of these events, if it
+    /// ran and made a `T`.
+    pub fn prepared<S: Prepare, T: Any>(&self) -> Option<&T> {
+        let step = TypeId::of::<S>();
+        (self.prepared.0.iter())
+            .find(|(kind, _)| *kind == step)
+            .and_then(|(_, made)| made.downcast_ref::<T>())
     }
 }
 
@@ -125,30 +131,33 @@ impl std::fmt::Debug for Home {
 /// Work a sink does on every batch's events on the transform thread that
 /// made them, while they are still in that thread's cache, rather than on
 /// its own task later (the gRPC feed encodes them there). The result
-/// travels with the events, and the sink finds it with
+/// travels with the events, and the sink finds it by the step's type with
 /// [`Events::prepared`].
 ///
 /// The topology runs each type of step once per batch, however many sinks
-/// ask for it, so a step's result must depend on the events alone.
+/// ask for it, so a step's result must depend on its type and the events
+/// alone: two sinks naming steps of one type share the first one's result.
 pub trait Prepare: Any + std::fmt::Debug + Send + Sync {
     /// Works on the events of one batch.
     fn prepare(&self, events: &[Event]) -> Box<dyn Any + Send + Sync>;
 }
 
-/// What the [`Prepare`] steps made of a batch's events.
+/// What the [`Prepare`] steps made of a batch's events, by type of step.
 #[derive(Default)]
-pub struct Prepared(Vec<Box<dyn Any + Send + Sync>>);
+pub struct Prepared(Vec<(TypeId, Box<dyn Any + Send + Sync>)>);
 
 impl Prepared {
-    /// Runs `steps` over `events`, once per type of step.
+    /// Runs `steps` over `events`, once per type of step; nothing when
+    /// there are no events.
     pub fn run(steps: &[Arc<dyn Prepare>], events: &[Event]) -> Prepared {
-        let mut seen = Vec::with_capacity(steps.len());
-        let mut made = Vec::with_capacity(steps.len());
+        let mut made: Vec<(TypeId, Box<dyn Any + Send + Sync>)> = Vec::new();
+        if events.is_empty() {
+            return Prepared(made);
+        }
         for step in steps {
             let kind = (&**step as &dyn Any).type_id();
-            if !seen.contains(&kind) {
-                seen.push(kind);
-                made.push(step.prepare(events));
+            if !made.iter().any(|(done, _)| *done == kind) {
+                made.push((kind, step.prepare(events)));
             }
         }
         Prepared(made)
@@ -275,7 +284,7 @@ mod tests {
             format!("{made:?}"),
             "Events { len: 2, home: false, prepared: 0 }"
         );
-        assert_eq!(made.prepared::<Vec<String>>(), None);
+        assert_eq!(made.prepared::<Count, usize>(), None);
     }
 
     /// Joins the events' actions; counts its runs.
@@ -300,8 +309,18 @@ mod tests {
         }
     }
 
+    /// Counts the events too, but is never run.
+    #[derive(Debug)]
+    struct Also;
+
+    impl Prepare for Also {
+        fn prepare(&self, events: &[Event]) -> Box<dyn Any + Send + Sync> {
+            Box::new(events.len())
+        }
+    }
+
     #[test]
-    fn each_type_of_step_runs_once_and_its_result_is_found_by_type() {
+    fn each_type_of_step_runs_once_and_its_result_is_found_by_the_steps_type() {
         let first = Arc::new(Actions::default());
         let second = Arc::new(Actions::default());
         let steps: Vec<Arc<dyn Prepare>> = vec![
@@ -319,9 +338,17 @@ mod tests {
         );
 
         let shared = Events::new(batch).with_prepared(prepared);
-        assert_eq!(shared.prepared::<String>().map(String::as_str), Some("a,b"));
-        assert_eq!(shared.prepared::<usize>(), Some(&2));
-        assert_eq!(shared.prepared::<u32>(), None, "no step made one");
+        assert_eq!(
+            shared.prepared::<Actions, String>().map(String::as_str),
+            Some("a,b")
+        );
+        assert_eq!(shared.prepared::<Count, usize>(), Some(&2));
+        assert_eq!(shared.prepared::<Count, u32>(), None, "Count made a usize");
+        assert_eq!(shared.prepared::<Also, usize>(), None, "Also did not run");
+        assert!(
+            Prepared::run(&steps, &[]).0.is_empty(),
+            "no work for a batch without events"
+        );
         assert_eq!(
             format!("{shared:?}"),
             "Events { len: 2, home: false, prepared: 2 }"

@@ -7,7 +7,8 @@
 //! without the intermediate message. [`EventArena`] writes events one after
 //! another into shared chunks and hands each out as a [`Bytes`] view: no
 //! allocation per event, and a wire batch shares the bytes by reference
-//! count.
+//! count. [`EncodedEvents`] encodes a whole batch at once into one buffer,
+//! on the thread that made the events (the gRPC feed's `Prepare` step).
 //!
 //! The bytes are exactly those of `v1::Event::from(&event).encode_to_vec()`
 //! (prost writes fields in number order and skips proto3 defaults; so does

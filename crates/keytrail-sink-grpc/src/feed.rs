@@ -48,7 +48,12 @@ impl Encoder for FeedEncoder {
     }
 
     fn prepared(events: &Events, index: usize) -> Option<Bytes> {
-        events.prepared::<EncodedEvents>()?.get(index)
+        let encoded = events.prepared::<FeedPrepare, EncodedEvents>()?;
+        // Made from these very events, one for one; anything else is not
+        // theirs.
+        (encoded.len() == events.len())
+            .then(|| encoded.get(index))
+            .flatten()
     }
 
     fn encoded_len(item: &Bytes) -> usize {

@@ -520,7 +520,7 @@ mod tests {
         }
 
         fn prepared(events: &Events, index: usize) -> Option<String> {
-            events.prepared::<Vec<String>>()?.get(index).cloned()
+            events.prepared::<Shout, Vec<String>>()?.get(index).cloned()
         }
 
         fn encoded_len(item: &String) -> usize {

@@ -183,12 +183,10 @@ impl Topology {
             "dead_letter",
             tokio::spawn(dead_letter::run(writer, dead_rx)),
         )];
-        let _ = steps.set(
-            self.sinks
-                .iter()
-                .filter_map(|s| s.prepare.clone())
-                .collect(),
-        );
+        let named = self.sinks.iter().filter_map(|s| s.prepare.clone());
+        steps
+            .set(named.collect())
+            .expect("the sinks' steps are set once, here");
         let mut sink_txs = Vec::new();
         for SinkEntry { name, spawn, .. } in self.sinks {
             let (tx, rx) = mpsc::channel::<SinkInput>(capacity);
@@ -827,7 +825,10 @@ mod tests {
             .expect("stage takes batches");
         let (Transformed { batch, prepared }, home) = out_rx.recv().await.expect("a batch");
         let events = Events::with_home(batch.events, home).with_prepared(prepared);
-        assert_eq!(events.prepared::<(Option<String>, usize)>(), None);
+        assert_eq!(
+            events.prepared::<WhereAndHowMany, (Option<String>, usize)>(),
+            None
+        );
         batch.ack.ack();
 
         let step: Arc<dyn Prepare> = Arc::new(WhereAndHowMany);
@@ -841,7 +842,7 @@ mod tests {
         let valid = batch.events.len();
         let events = Events::with_home(batch.events, home).with_prepared(prepared);
         let (thread, seen) = events
-            .prepared::<(Option<String>, usize)>()
+            .prepared::<WhereAndHowMany, (Option<String>, usize)>()
             .expect("the step ran");
         assert!(
             thread
