@@ -10,6 +10,11 @@
 //! - `json_direct`: the same bytes from `Event::write_json`;
 //! - `proto`: the `pipeline` bench's path, batches of 1000 records through
 //!   the transforms, then `keytrail.v1` batches of 500 encoded with prost;
+//! - `otlp`: the same batches as `proto`, each batch's events encoded as
+//!   OTLP log records at once (the OTLP protocol's step on the transform
+//!   threads), then export requests of 500 records;
+//! - `otlp_messages`: the same through prost's `LogRecord` messages built
+//!   from `serde_json::Value` (the OTLP protocol before the twelfth round);
 //! - `serde_value`: `serde_json::Value` parse only (the baseline);
 //! - `receive`: the receiver's side of `proto` (prepared before the
 //!   count): each `ForwardRequest` decoded straight into core events and
@@ -36,6 +41,8 @@ use keytrail_core::{RecordMeta, Transform};
 use keytrail_transform_classify::Classifier;
 use keytrail_transform_enrich::Enricher;
 use keytrail_transform_normalize::Normalizer;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 
 /// The allocator under the passes, counting allocations and their bytes:
 /// the system's, or with the `mimalloc` feature the one `keytrail` ships
@@ -186,6 +193,59 @@ fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
 }
 
 #[inline(never)]
+fn pass_otlp(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
+    use prost::Message;
+    let mut events = 0;
+    for records in lines.chunks(1000) {
+        let batch = transformed(stages, records);
+        events += batch.events.len() as u64;
+        let encoded = keytrail_proto::EncodedEvents::encode_with(&batch.events, 1536, |e, out| {
+            keytrail_proto::encode_log_record(e, 1, out);
+        });
+        for start in (0..encoded.len()).step_by(500) {
+            let request = keytrail_proto::LogsFrame {
+                records: (start..encoded.len().min(start + 500))
+                    .filter_map(|i| encoded.get(i))
+                    .collect(),
+                ..keytrail_proto::LogsFrame::default()
+            };
+            wire.clear();
+            let _ = request.encode(wire);
+            black_box(wire.len());
+        }
+    }
+    events
+}
+
+#[inline(never)]
+fn pass_otlp_messages(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
+    use prost::Message;
+    let mut events = 0;
+    for records in lines.chunks(1000) {
+        let batch = transformed(stages, records);
+        events += batch.events.len() as u64;
+        for chunk in batch.events.chunks(500) {
+            let request = ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: chunk
+                            .iter()
+                            .map(keytrail_sink_grpc::otlp::log_record)
+                            .collect(),
+                        ..ScopeLogs::default()
+                    }],
+                    ..ResourceLogs::default()
+                }],
+            };
+            wire.clear();
+            let _ = request.encode(wire);
+            black_box(wire.len());
+        }
+    }
+    events
+}
+
+#[inline(never)]
 fn pass_serde_value(lines: &[Vec<u8>]) -> u64 {
     let mut events = 0;
     for line in lines {
@@ -245,13 +305,15 @@ fn main() {
             "json" => pass_json(&stages, &lines, &mut out),
             "json_direct" => pass_json_direct(&stages, &lines, &mut out),
             "proto" => pass_proto(&stages, &lines, &mut out),
+            "otlp" => pass_otlp(&stages, &lines, &mut out),
+            "otlp_messages" => pass_otlp_messages(&stages, &lines, &mut out),
             "serde_value" => pass_serde_value(&lines),
             "receive" => pass_receive(&requests, &mut out),
             "receive_via_message" => pass_receive_via_message(&requests, &mut out),
             other => {
                 eprintln!(
-                    "unknown mode {other}: transforms, json, json_direct, proto, serde_value, \
-                     receive or receive_via_message"
+                    "unknown mode {other}: transforms, json, json_direct, proto, otlp, \
+                     otlp_messages, serde_value, receive or receive_via_message"
                 );
                 std::process::exit(2);
             }

@@ -608,11 +608,89 @@ impl Serialize for Event {
     }
 }
 
-/// A member name as written: `"name":`, a constant.
+/// A member of the contract by its constant name, also kept as written
+/// in JSON (`"name":`) so that the JSON writer copies it as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member(&'static str);
+
+impl Member {
+    /// The member's name (`time`, `actor`, `user`).
+    pub fn name(self) -> &'static str {
+        // The token is the name between a quote and `":`.
+        self.0
+            .get(1..self.0.len().saturating_sub(2))
+            .unwrap_or_default()
+    }
+
+    /// `"name":`.
+    fn token(self) -> &'static str {
+        self.0
+    }
+}
+
+/// A [`Member`] by name.
 macro_rules! k {
     ($name:literal) => {
-        concat!("\"", $name, "\":")
+        Member(concat!("\"", $name, "\":"))
     };
+}
+
+/// Receives the members of one object of an event's JSON contract, in the
+/// order and with the values [`Event::write_json`] writes them (see
+/// [`Event::write_contract`]). The JSON writer is one of these, the OTLP
+/// log record's attributes another.
+pub trait ContractMembers {
+    /// A string.
+    fn str(&mut self, member: Member, value: &str);
+
+    /// A string known to need no JSON escaping (the contract's enum names,
+    /// the formatted time).
+    fn plain_str(&mut self, member: Member, value: &str) {
+        self.str(member, value);
+    }
+
+    /// A string when there is one.
+    fn opt_str(&mut self, member: Member, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(member, value);
+        }
+    }
+
+    /// A string member whose name is data (the operator's labels).
+    fn dynamic_str(&mut self, name: &str, value: &str);
+
+    /// An integer.
+    fn int(&mut self, member: Member, value: i64);
+
+    /// An integer when there is one.
+    fn opt_int(&mut self, member: Member, value: Option<i64>) {
+        if let Some(value) = value {
+            self.int(member, value);
+        }
+    }
+
+    /// A boolean.
+    fn bool(&mut self, member: Member, value: bool);
+
+    /// The end of the object.
+    fn close(self);
+}
+
+/// [`ContractMembers`] of the event's own object, which also holds the
+/// nested objects (one level deep: the contract nests no further) and
+/// `details`.
+pub trait ContractObject: ContractMembers {
+    /// The receiver of a nested object's members.
+    type Nested<'n>: ContractMembers
+    where
+        Self: 'n;
+
+    /// A nested object as the value of `member`; its members go to what
+    /// this returns, which is closed before the next member of this one.
+    fn object(&mut self, member: Member) -> Self::Nested<'_>;
+
+    /// The `details` object: names with compact JSON values.
+    fn details(&mut self, member: Member, details: &Details);
 }
 
 impl Event {
@@ -626,7 +704,15 @@ impl Event {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         // Most events fit; a larger one grows the buffer once more.
         out.reserve(2048);
-        let mut o = JsonObject::open(out);
+        self.write_contract(JsonObject::open(out));
+    }
+
+    /// Hands every member of the event's JSON contract to `o`, in the
+    /// contract's order, then closes it: [`Event::write_json`] through the
+    /// JSON writer, and any other form of the same members (the OTLP
+    /// attributes) through its own [`ContractObject`].
+    #[inline]
+    pub fn write_contract<M: ContractObject>(&self, mut o: M) {
         let mut time = [0u8; 32];
         o.plain_str(k!("time"), self.time.format(&mut time));
         if self.time_inferred {
@@ -722,8 +808,7 @@ impl Event {
             n.close();
         }
         if !self.details.is_empty() {
-            o.key(k!("details"));
-            self.details.write_object(o.out);
+            o.details(k!("details"), &self.details);
         }
         if let Some(labels) = self.labels.as_deref().filter(|l| !l.is_empty()) {
             let mut n = o.object(k!("labels"));
@@ -767,39 +852,40 @@ impl<'o> JsonObject<'o> {
 
     /// A member name token, after a comma unless it is the first member.
     #[inline(always)]
-    fn key(&mut self, token: &'static str) {
+    fn key(&mut self, member: Member) {
         if !self.empty {
             self.out.push(b',');
         }
         self.empty = false;
-        self.out.extend_from_slice(token.as_bytes());
+        self.out.extend_from_slice(member.token().as_bytes());
     }
+}
 
+impl ContractMembers for JsonObject<'_> {
     #[inline(always)]
-    fn str(&mut self, token: &'static str, value: &str) {
-        self.key(token);
+    fn str(&mut self, member: Member, value: &str) {
+        self.key(member);
         write_json_str(self.out, value);
     }
 
-    /// A string that needs no escaping (the contract's names, the
-    /// formatted time): copied between quotes without a look.
+    /// Copied between quotes without a look.
     #[inline(always)]
-    fn plain_str(&mut self, token: &'static str, value: &str) {
+    fn plain_str(&mut self, member: Member, value: &str) {
         debug_assert_eq!(find_json_special(value.as_bytes(), 0), value.len());
-        self.key(token);
+        self.key(member);
         self.out.push(b'"');
         self.out.extend_from_slice(value.as_bytes());
         self.out.push(b'"');
     }
 
     #[inline(always)]
-    fn opt_str(&mut self, token: &'static str, value: Option<&str>) {
+    fn opt_str(&mut self, member: Member, value: Option<&str>) {
         if let Some(value) = value {
-            self.str(token, value);
+            self.str(member, value);
         }
     }
 
-    /// A member whose name is data (operator labels): escaped like a value.
+    /// The name is escaped like a value.
     fn dynamic_str(&mut self, name: &str, value: &str) {
         if !self.empty {
             self.out.push(b',');
@@ -811,35 +897,47 @@ impl<'o> JsonObject<'o> {
     }
 
     #[inline(always)]
-    fn int(&mut self, token: &'static str, value: i64) {
-        self.key(token);
+    fn int(&mut self, member: Member, value: i64) {
+        self.key(member);
         write_int(self.out, value);
     }
 
     #[inline(always)]
-    fn opt_int(&mut self, token: &'static str, value: Option<i64>) {
+    fn opt_int(&mut self, member: Member, value: Option<i64>) {
         if let Some(value) = value {
-            self.int(token, value);
+            self.int(member, value);
         }
     }
 
     #[inline(always)]
-    fn bool(&mut self, token: &'static str, value: bool) {
-        self.key(token);
+    fn bool(&mut self, member: Member, value: bool) {
+        self.key(member);
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
-    }
-
-    /// A nested object as the value of `token`.
-    #[inline(always)]
-    fn object(&mut self, token: &'static str) -> JsonObject<'_> {
-        self.key(token);
-        JsonObject::open(self.out)
     }
 
     #[inline(always)]
     fn close(self) {
         self.out.push(b'}');
+    }
+}
+
+impl ContractObject for JsonObject<'_> {
+    type Nested<'n>
+        = JsonObject<'n>
+    where
+        Self: 'n;
+
+    #[inline(always)]
+    fn object(&mut self, member: Member) -> JsonObject<'_> {
+        self.key(member);
+        JsonObject::open(self.out)
+    }
+
+    #[inline(always)]
+    fn details(&mut self, member: Member, details: &Details) {
+        self.key(member);
+        details.write_object(self.out);
     }
 }
 

@@ -30,8 +30,8 @@ pub use compact_str::CompactString;
 pub use dead_letter::{DeadLetter, DeadLetterReason};
 pub use details::{Details, DetailsBuilder};
 pub use event::{
-    Actor, Category, Event, KeyFacts, Ocsf, Origin, Outcome, Reason, Severity, Source, Target,
-    Text, TkeFacts,
+    Actor, Category, ContractMembers, ContractObject, Event, KeyFacts, Member, Ocsf, Origin,
+    Outcome, Reason, Severity, Source, Target, Text, TkeFacts,
 };
 pub use stage::{
     DeadLetterBatch, Events, Home, Prepare, Prepared, SharedEvents, Sink, SinkError, Transform,

@@ -94,10 +94,23 @@ pub struct EncodedEvents {
 impl EncodedEvents {
     /// Encodes every event of `events`.
     pub fn encode(events: &[Event]) -> EncodedEvents {
-        let mut out = Vec::with_capacity(events.len() * TYPICAL_EVENT_BYTES);
+        EncodedEvents::encode_with(events, TYPICAL_EVENT_BYTES, |event, out| {
+            EventFields(event).write(out);
+        })
+    }
+
+    /// Every event of `events` as `write` appends it to the buffer, with
+    /// `bytes_per_event` reserved for each at the start (another message
+    /// than `keytrail.v1.Event`: the OTLP log record).
+    pub fn encode_with(
+        events: &[Event],
+        bytes_per_event: usize,
+        mut write: impl FnMut(&Event, &mut Vec<u8>),
+    ) -> EncodedEvents {
+        let mut out = Vec::with_capacity(events.len() * bytes_per_event);
         let mut ends = Vec::with_capacity(events.len());
         for event in events {
-            EventFields(event).write(&mut out);
+            write(event, &mut out);
             ends.push(out.len());
         }
         EncodedEvents {
@@ -232,7 +245,7 @@ fn key_len(tag: u32) -> usize {
 
 /// Where encoded fields go: a buffer, or a counter of their length (a
 /// nested message's length comes before its fields).
-trait Out {
+pub(crate) trait Out {
     fn varint(&mut self, value: u64);
     fn bytes(&mut self, bytes: &[u8]);
 }
@@ -260,7 +273,7 @@ fn long_varint(value: u64, out: &mut impl BufMut) {
 }
 
 /// Counts what would be written.
-struct Len(usize);
+pub(crate) struct Len(pub(crate) usize);
 
 impl Out for Len {
     fn varint(&mut self, value: u64) {
@@ -272,17 +285,25 @@ impl Out for Len {
 }
 
 /// A message whose fields can be written to any [`Out`].
-trait Fields {
+pub(crate) trait Fields {
     fn write<O: Out>(&self, out: &mut O);
+
+    /// The length of what [`Fields::write`] writes: by writing it to a
+    /// counter, unless a message knows better.
+    fn len(&self) -> usize {
+        let mut len = Len(0);
+        self.write(&mut len);
+        len.0
+    }
 }
 
-fn key<O: Out>(out: &mut O, tag: u32, wire_type: WireType) {
+pub(crate) fn key<O: Out>(out: &mut O, tag: u32, wire_type: WireType) {
     out.varint((u64::from(tag) << 3) | wire_type as u64);
 }
 
 /// A string field present in the message (`optional`, or a map entry's
 /// non-empty key or value).
-fn string<O: Out>(out: &mut O, tag: u32, value: &str) {
+pub(crate) fn string<O: Out>(out: &mut O, tag: u32, value: &str) {
     key(out, tag, WireType::LengthDelimited);
     out.varint(value.len() as u64);
     out.bytes(value.as_bytes());
@@ -296,7 +317,7 @@ fn optional_string<O: Out>(out: &mut O, tag: u32, value: Option<&str>) {
 }
 
 /// A plain proto3 `string`: the empty string is the default, not written.
-fn plain_string<O: Out>(out: &mut O, tag: u32, value: &str) {
+pub(crate) fn plain_string<O: Out>(out: &mut O, tag: u32, value: &str) {
     if !value.is_empty() {
         string(out, tag, value);
     }
@@ -304,13 +325,13 @@ fn plain_string<O: Out>(out: &mut O, tag: u32, value: &str) {
 
 /// A varint field (`int32` sign-extended, `int64`, `uint32`, `uint64`,
 /// `bool`, enum) that is present.
-fn varint<O: Out>(out: &mut O, tag: u32, value: u64) {
+pub(crate) fn varint<O: Out>(out: &mut O, tag: u32, value: u64) {
     key(out, tag, WireType::Varint);
     out.varint(value);
 }
 
 /// A plain proto3 varint field: zero is the default, not written.
-fn plain_varint<O: Out>(out: &mut O, tag: u32, value: u64) {
+pub(crate) fn plain_varint<O: Out>(out: &mut O, tag: u32, value: u64) {
     if value != 0 {
         varint(out, tag, value);
     }
@@ -325,12 +346,17 @@ fn int64(value: i64) -> u64 {
 }
 
 /// A nested message, length first.
-fn message<O: Out, M: Fields>(out: &mut O, tag: u32, value: &M) {
-    let mut len = Len(0);
-    value.write(&mut len);
+pub(crate) fn message<O: Out, M: Fields>(out: &mut O, tag: u32, value: &M) {
+    let len = value.len();
     key(out, tag, WireType::LengthDelimited);
-    out.varint(len.0 as u64);
+    out.varint(len as u64);
     value.write(out);
+}
+
+/// The length of a length-delimited field of `len` bytes, key included
+/// (tags below 16 take one byte).
+pub(crate) fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
 }
 
 /// One entry of a `map<string, string>` (prost leaves out an empty key or

@@ -26,6 +26,7 @@
 pub mod convert;
 pub mod decode;
 pub mod encode;
+pub mod otlp;
 
 /// The generated code of package `keytrail.v1` (`proto/keytrail/v1`).
 ///
@@ -51,3 +52,4 @@ pub mod incoming {
 pub use convert::ConvertError;
 pub use decode::{ForwardMessage, IncomingBatch, Refused};
 pub use encode::{EncodedEvents, EventArena, ForwardFrame, encode_event};
+pub use otlp::{LogsFrame, encode_log_record};

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::backoff::Backoff;
+use crate::codec::ReservingCodec;
 use crate::config::MAX_BATCH_BYTES;
 use crate::forwarder::{Connection, describe, sleep_until, wait_retry};
 use crate::queue::{Command, Encoder, Queue};
@@ -159,7 +160,7 @@ async fn stream(
         request
             .extensions_mut()
             .insert(tonic::GrpcMethod::new(v1::FORWARD_SERVICE_NAME, "Forward"));
-        let codec = FeedCodec;
+        let codec = ReservingCodec::<ForwardFrame, v1::ForwardResponse>::default();
         client
             .streaming(
                 request,
@@ -261,49 +262,5 @@ async fn on_answer(
         v1::AckStatus::Unspecified => Err(format!(
             "receiver answered batch {sequence} without a status"
         )),
-    }
-}
-
-/// prost's codec for the feed, except that each request's room is reserved
-/// before it is written. tonic's own encoder grows its buffer from 8 KiB as
-/// the request is written, so a batch of a few hundred kilobytes was copied
-/// about ten times; reserved at once, the buffer of an earlier batch that
-/// h2 has sent is reused in place.
-#[derive(Debug, Clone, Copy, Default)]
-struct FeedCodec;
-
-impl tonic::codec::Codec for FeedCodec {
-    type Encode = ForwardFrame;
-    type Decode = v1::ForwardResponse;
-    type Encoder = FrameEncoder;
-    type Decoder = tonic_prost::ProstDecoder<v1::ForwardResponse>;
-
-    fn encoder(&mut self) -> FrameEncoder {
-        FrameEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        tonic_prost::ProstCodec::<ForwardFrame, v1::ForwardResponse>::default().decoder()
-    }
-}
-
-/// Writes a [`ForwardFrame`] into room reserved for all of it.
-#[derive(Debug, Clone, Copy, Default)]
-struct FrameEncoder;
-
-impl tonic::codec::Encoder for FrameEncoder {
-    type Item = ForwardFrame;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        frame: ForwardFrame,
-        buf: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use prost::Message as _;
-        buf.reserve(frame.encoded_len());
-        frame
-            .encode(buf)
-            .map_err(|error| tonic::Status::internal(format!("encoding a request: {error}")))
     }
 }

@@ -123,7 +123,7 @@ impl GrpcForwarder {
                 let queue = Queue::new(crate::otlp::LogEncoder::new(), limits, dead_letters);
                 (
                     tokio::spawn(crate::otlp::run(connection, commands_rx, queue)),
-                    None,
+                    Some(Arc::new(crate::otlp::OtlpPrepare) as Arc<dyn Prepare>),
                 )
             }
         };

@@ -69,6 +69,7 @@
 //! after installing the recorder.
 
 mod backoff;
+mod codec;
 mod config;
 mod feed;
 mod forwarder;

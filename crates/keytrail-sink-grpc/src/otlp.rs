@@ -7,14 +7,23 @@
 //! | log record | from the event |
 //! |---|---|
 //! | `time_unix_nano` | `time` |
-//! | `observed_time_unix_nano` | when keytrail encoded it |
+//! | `observed_time_unix_nano` | when keytrail encoded it (one time per input batch) |
 //! | `severity_number` | informational → INFO (9), low → INFO2 (10), medium → WARN (13), high → ERROR (17), critical → FATAL (21) |
 //! | `severity_text` | the severity's contract name (`high`) |
 //! | `body` | `message` when the event has one, else `action` |
 //! | `event_name` | `action` |
-//! | `attributes` | every field of the JSON contract; nested objects are flattened with dots (`actor.user`, `origin.partition`, `details.keyType`), values keep their JSON type (string, int, double, bool, array, key-value list) |
+//! | `attributes` | every field of the JSON contract, in the contract's order; nested objects are flattened with dots (`actor.user`, `origin.partition`, `details.keyType`), values keep their JSON type (string, int, double, bool, array, key-value list) |
 //!
 //! The resource carries `service.name = keytrail` and `service.version`.
+//!
+//! # Encoding
+//!
+//! The records are written straight to protobuf bytes
+//! ([`keytrail_proto::encode_log_record`]), on the transform threads
+//! (`OtlpPrepare`, a [`keytrail_core::Prepare`] step): the forwarding task
+//! puts the bytes of up to a batch's records in an export request, and
+//! every resend shares them. [`log_record`] builds the same record as
+//! prost messages; it is the reference the encoding is tested against.
 //!
 //! # Acknowledgement
 //!
@@ -38,19 +47,19 @@
 //! receiver's health service (overall status, service `""`); receivers
 //! without one count as ready.
 
+use std::any::Any;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use keytrail_core::{Event, Severity};
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use keytrail_core::{Event, Events, Prepare, Severity};
+use keytrail_proto::{EncodedEvents, LogsFrame, encode_log_record};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
 };
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -59,78 +68,118 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::backoff::Backoff;
+use crate::codec::ReservingCodec;
+use crate::config::MAX_BATCH_BYTES;
 use crate::forwarder::{Auth, Connection, describe, sleep_until, wait_retry};
 use crate::queue::{Command, Encoder, Queue};
 use crate::telemetry::{self, RejectKind};
 
 /// The OTLP severity number of a keytrail severity.
 pub fn severity_number(severity: Severity) -> SeverityNumber {
-    match severity {
-        Severity::Informational => SeverityNumber::Info,
-        Severity::Low => SeverityNumber::Info2,
-        Severity::Medium => SeverityNumber::Warn,
-        Severity::High => SeverityNumber::Error,
-        Severity::Critical => SeverityNumber::Fatal,
-    }
+    SeverityNumber::try_from(keytrail_proto::otlp::severity_number(severity))
+        .unwrap_or(SeverityNumber::Unspecified)
 }
 
-/// Encodes events as OTLP log records (see the module docs).
+/// Encodes events as OTLP log records (see the module docs), straight to
+/// bytes ([`encode_log_record`]); the request around them carries the
+/// resource and scope, encoded once.
 pub(crate) struct LogEncoder {
-    resource: Resource,
-    scope: InstrumentationScope,
+    resource: Bytes,
+    scope: Bytes,
 }
 
 impl LogEncoder {
     pub(crate) fn new() -> LogEncoder {
+        let resource = Resource {
+            attributes: vec![
+                string_attribute("service.name", "keytrail"),
+                string_attribute("service.version", env!("CARGO_PKG_VERSION")),
+            ],
+            ..Resource::default()
+        };
+        let scope = InstrumentationScope {
+            name: "keytrail".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..InstrumentationScope::default()
+        };
         LogEncoder {
-            resource: Resource {
-                attributes: vec![
-                    string_attribute("service.name", "keytrail"),
-                    string_attribute("service.version", env!("CARGO_PKG_VERSION")),
-                ],
-                ..Resource::default()
-            },
-            scope: InstrumentationScope {
-                name: "keytrail".to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                ..InstrumentationScope::default()
-            },
+            resource: prost::Message::encode_to_vec(&resource).into(),
+            scope: prost::Message::encode_to_vec(&scope).into(),
         }
     }
 
-    fn request(&self, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(self.resource.clone()),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(self.scope.clone()),
-                    log_records: records,
-                    ..ScopeLogs::default()
-                }],
-                ..ResourceLogs::default()
-            }],
+    fn request(&self, records: Vec<Bytes>) -> LogsFrame {
+        LogsFrame {
+            resource: self.resource.clone(),
+            scope: self.scope.clone(),
+            records,
         }
     }
 }
 
 impl Encoder for LogEncoder {
-    type Item = LogRecord;
+    type Item = Bytes;
 
-    fn encode(&mut self, event: &Event) -> LogRecord {
-        log_record(event)
+    fn encode(&mut self, event: &Event) -> Bytes {
+        let mut out = Vec::with_capacity(TYPICAL_RECORD_BYTES);
+        encode_log_record(event, unix_nanos_now(), &mut out);
+        out.into()
     }
 
-    fn encoded_len(item: &LogRecord) -> usize {
-        prost::Message::encoded_len(item)
+    fn prepared(events: &Events, index: usize) -> Option<Bytes> {
+        let encoded = events.prepared::<OtlpPrepare, EncodedEvents>()?;
+        // Made from these very events, one for one; anything else is not
+        // theirs.
+        (encoded.len() == events.len())
+            .then(|| encoded.get(index))
+            .flatten()
+    }
+
+    fn encoded_len(item: &Bytes) -> usize {
+        item.len()
     }
 }
 
-/// One event as an OTLP log record (see the module docs).
-pub fn log_record(event: &Event) -> LogRecord {
-    let millis = u64::try_from(event.time.as_millis()).unwrap_or(0);
-    let observed = SystemTime::now()
+/// A little above a log record's average size in the benches' corpus, so
+/// that a usual batch fits its buffer without growing it.
+const TYPICAL_RECORD_BYTES: usize = 1536;
+
+/// The OTLP protocol's work on the transform threads: each batch's events
+/// encoded as log records there, while they are in that core's cache, with
+/// one observed time per batch. The forwarding task only copies bytes; it
+/// encodes an event itself only when a batch comes without them.
+#[derive(Debug)]
+pub(crate) struct OtlpPrepare;
+
+impl Prepare for OtlpPrepare {
+    fn prepare(&self, events: &[Event]) -> Box<dyn Any + Send + Sync> {
+        let observed = unix_nanos_now();
+        Box::new(EncodedEvents::encode_with(
+            events,
+            TYPICAL_RECORD_BYTES,
+            |event, out| encode_log_record(event, observed, out),
+        ))
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch (0 before it).
+fn unix_nanos_now() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// One event as an OTLP log record (see the module docs), built as prost
+/// messages through `serde_json::Value`: the reference mapping, which the
+/// driver's own encoding ([`encode_log_record`]) is tested against. The
+/// driver does not use it.
+pub fn log_record(event: &Event) -> LogRecord {
+    log_record_at(event, unix_nanos_now())
+}
+
+/// [`log_record`] observed at `observed` (nanoseconds since the epoch).
+pub fn log_record_at(event: &Event, observed: u64) -> LogRecord {
+    let millis = u64::try_from(event.time.as_millis()).unwrap_or(0);
     let body = event.message.as_deref().unwrap_or(&event.action);
     LogRecord {
         time_unix_nano: millis.saturating_mul(1_000_000),
@@ -246,17 +295,39 @@ fn outcome(result: Result<ExportLogsServiceResponse, Status>) -> Outcome {
     }
 }
 
-type Client = LogsServiceClient<InterceptedService<Channel, Auth>>;
+type Client = tonic::client::Grpc<InterceptedService<Channel, Auth>>;
 
+/// The export method's path, and its service and method names.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+const LOGS_SERVICE: &str = "opentelemetry.proto.collector.logs.v1.LogsService";
+
+/// One export call, as the generated client makes it, with a request whose
+/// records are already encoded.
 async fn export(
     mut client: Client,
     sequence: u64,
-    request: ExportLogsServiceRequest,
+    request: LogsFrame,
     timeout: Duration,
 ) -> (u64, Result<ExportLogsServiceResponse, Status>) {
     let mut request = Request::new(request);
     request.set_timeout(timeout);
-    let result = match tokio::time::timeout(timeout, client.export(request)).await {
+    request
+        .extensions_mut()
+        .insert(tonic::GrpcMethod::new(LOGS_SERVICE, "Export"));
+    let call = async {
+        client
+            .ready()
+            .await
+            .map_err(|error| Status::unknown(format!("Service was not ready: {error}")))?;
+        client
+            .unary(
+                request,
+                http::uri::PathAndQuery::from_static(EXPORT_PATH),
+                ReservingCodec::<LogsFrame, ExportLogsServiceResponse>::default(),
+            )
+            .await
+    };
+    let result = match tokio::time::timeout(timeout, call).await {
         Ok(result) => result.map(tonic::Response::into_inner),
         Err(_) => Err(Status::deadline_exceeded(
             "no answer within request_timeout_ms",
@@ -285,10 +356,11 @@ pub(crate) async fn run(
     connection.link_up();
     telemetry::connected("otlp", queue.first_unanswered(), queue.in_flight());
 
-    let mut client =
-        LogsServiceClient::with_interceptor(connection.channel.clone(), connection.auth.clone())
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
+    let service = InterceptedService::new(connection.channel.clone(), connection.auth.clone());
+    let mut client = tonic::client::Grpc::new(service)
+        .max_decoding_message_size(MAX_BATCH_BYTES)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
     if let Some(encoding) = connection.compression {
         client = client.send_compressed(encoding);
     }
@@ -356,7 +428,9 @@ pub(crate) async fn run(
 mod tests {
     use std::sync::Arc;
 
-    use keytrail_core::{Origin, Source, Timestamp};
+    use std::collections::BTreeMap;
+
+    use keytrail_core::{KeyFacts, Ocsf, Origin, Reason, Source, Timestamp, TkeFacts};
 
     use super::*;
 
@@ -367,6 +441,152 @@ mod tests {
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref())
             .and_then(|v| v.value.as_ref())
+    }
+
+    /// Every member of the contract set, with `details` values of every
+    /// JSON type and texts that need escaping in JSON.
+    fn rich_event() -> Event {
+        let mut event = Event::new(
+            Timestamp::from_millis(1_774_375_218_936),
+            Source::IbmHpcs,
+            "hs-crypto.keys.rotate".into(),
+        );
+        event.time_inferred = true;
+        event.legacy_action = Some("kms.keys.rotate".into());
+        event.description = Some("Rotate a key".into());
+        event.status_code = Some(200);
+        event.severity = Severity::Critical;
+        event.vendor_severity = Some("critical".into());
+        event.actionable = true;
+        event.remediation = Some("Check \"who\"\n".into());
+        event.correlation_id = Some("c-1".into());
+        event.request_uri = Some("/api/v2/keys".into());
+        event.instance_id = Some("i-1".into());
+        event.region = Some("us-south".into());
+        event.account_id = Some("a".repeat(140).into());
+        event.message = Some("Key rotated ünïcode".into());
+        event.event_id = Some("e-1".into());
+        event.data_event = Some(true);
+        event.actor.user = Some("alice".into());
+        event.actor.ip = Some("198.51.100.7".into());
+        event.actor.session_id = Some(String::new().into());
+        event.target.id = Some("crn:v1:x".into());
+        event.target.kind = Some("kms/key".into());
+        event.key = Some(Box::new(KeyFacts {
+            id: Some("k-1".into()),
+            state_code: Some(-3),
+            previous_state_code: Some(0),
+            ..KeyFacts::default()
+        }));
+        event.tke = Some(Box::new(TkeFacts {
+            hsm_index: Some(2),
+            signature_threshold: Some(i64::MIN),
+            ..TkeFacts::default()
+        }));
+        event.reason = Some(Reason {
+            kind: Some("OK".into()),
+            failure: None,
+        });
+        for (name, value) in [
+            ("plain", serde_json::json!("root")),
+            ("escaped", serde_json::json!("a\"b\\c\u{1}")),
+            ("small", serde_json::json!(42)),
+            ("negative", serde_json::json!(-7)),
+            ("zero", serde_json::json!(0)),
+            ("huge", serde_json::json!(u64::MAX)),
+            ("fraction", serde_json::json!(1.5)),
+            ("flag", serde_json::json!(false)),
+            ("nothing", serde_json::Value::Null),
+            (
+                "list",
+                serde_json::json!(["x", 1, [true], {"b": 2, "a": null}]),
+            ),
+            ("nested", serde_json::json!({"z": {"y": []}, "a": "b"})),
+            ("", serde_json::json!("")),
+        ] {
+            event.details.insert(name, &value);
+        }
+        event.labels = Some(Box::new(BTreeMap::from([
+            ("team".to_owned(), "crypto".to_owned()),
+            (String::new(), "v".to_owned()),
+            ("k".to_owned(), String::new()),
+        ])));
+        event.ocsf = Some(Ocsf {
+            class_uid: 6003,
+            category_uid: 6,
+            activity_id: 99,
+            status_id: 1,
+        });
+        event.origin = Some(Origin {
+            topic: Arc::from("audit"),
+            partition: 3,
+            offset: 7,
+        });
+        event
+    }
+
+    /// `record` with its attributes in name order (the reference takes
+    /// them from a `serde_json::Map`).
+    fn sorted(mut record: LogRecord) -> LogRecord {
+        record.attributes.sort_by(|a, b| a.key.cmp(&b.key));
+        record
+    }
+
+    #[test]
+    fn the_direct_encoding_is_the_reference_record() {
+        let observed = 1_774_375_219_000_000_123;
+        let bare = Event::new(
+            Timestamp::from_millis(-1),
+            Source::SecurosysKm,
+            String::new().into(),
+        );
+        for event in [rich_event(), bare] {
+            let mut bytes = Vec::new();
+            encode_log_record(&event, observed, &mut bytes);
+            let decoded =
+                <LogRecord as prost::Message>::decode(bytes.as_slice()).expect("a log record");
+            // Canonical: prost writes the decoded record back byte for byte.
+            assert_eq!(prost::Message::encode_to_vec(&decoded), bytes);
+            assert_eq!(sorted(decoded), sorted(log_record_at(&event, observed)));
+        }
+    }
+
+    #[test]
+    fn a_request_of_encoded_records_decodes_as_the_export_request() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+
+        let events = [rich_event(), rich_event()];
+        let encoder = LogEncoder::new();
+        let encoded = EncodedEvents::encode_with(&events, 64, |event, out| {
+            encode_log_record(event, 5, out);
+        });
+        let records = (0..events.len()).filter_map(|i| encoded.get(i)).collect();
+        let frame = encoder.request(records);
+        let bytes = prost::Message::encode_to_vec(&frame);
+        assert_eq!(bytes.len(), prost::Message::encoded_len(&frame));
+        let request = <ExportLogsServiceRequest as prost::Message>::decode(bytes.as_slice())
+            .expect("an export request");
+        let [resource_logs] = request.resource_logs.as_slice() else {
+            panic!("one resource: {request:?}");
+        };
+        let resource = resource_logs.resource.clone().unwrap_or_default();
+        assert_eq!(
+            resource.attributes,
+            [
+                string_attribute("service.name", "keytrail"),
+                string_attribute("service.version", env!("CARGO_PKG_VERSION")),
+            ]
+        );
+        let [scope_logs] = resource_logs.scope_logs.as_slice() else {
+            panic!("one scope: {request:?}");
+        };
+        assert_eq!(
+            scope_logs.scope.as_ref().map(|s| s.name.as_str()),
+            Some("keytrail")
+        );
+        let records: Vec<LogRecord> = scope_logs.log_records.iter().cloned().map(sorted).collect();
+        let expected = sorted(log_record_at(&events[0], 5));
+        assert_eq!(records, [expected.clone(), expected]);
     }
 
     #[test]

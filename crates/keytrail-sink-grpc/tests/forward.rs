@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keytrail_core::{
-    AckToken, BatchStatus, DeadLetterBatch, DeadLetterReason, Event, Origin, Severity, Sink as _,
-    Source, Timestamp,
+    AckToken, BatchStatus, DeadLetterBatch, DeadLetterReason, Event, Events, Origin, Prepare,
+    Prepared, Severity, Sink as _, Source, Timestamp,
 };
 use keytrail_sink_grpc::receiver::{
     Receiver, ReceiverConfig, ReceiverError, ReceiverStats, ReceiverTlsConfig,
@@ -229,9 +229,17 @@ async fn send_all(
     tracker: &Tracker,
     delivered: &Delivered,
 ) {
+    // Even batches come prepared by the sink's own step, as the topology
+    // hands them on; odd ones without, encoded by the forwarding task.
+    let steps: Vec<Arc<dyn Prepare>> = sink.prepare().into_iter().collect();
+    assert_eq!(steps.len(), 1, "both protocols prepare");
     for (n, events) in inputs.iter().enumerate() {
         let token = tracker.token(n, events, Arc::clone(delivered));
-        sink.accept(Arc::new(events.clone().into()), token)
+        let mut batch = Events::from(events.clone());
+        if n % 2 == 0 {
+            batch = batch.with_prepared(Prepared::run(&steps, events));
+        }
+        sink.accept(Arc::new(batch), token)
             .await
             .expect("sink takes the batch");
     }
