@@ -80,10 +80,12 @@ impl Default for EventArena {
     }
 }
 
-/// A batch's events encoded as `keytrail.v1.Event`s, one after another in
-/// one buffer, each handed out as a [`Bytes`] view of it. Made where the
-/// events were made (the gRPC feed's preparation on the transform
-/// threads), so that they are read while still in that core's cache.
+/// A batch's events encoded one after another in one buffer (as
+/// `keytrail.v1.Event`s, or with [`EncodedEvents::encode_with`] as any
+/// message, such as OTLP log records), each handed out as a [`Bytes`] view
+/// of it. Made where the events were made (the gRPC protocols' preparation
+/// on the transform threads), so that they are read while still in that
+/// core's cache.
 #[derive(Debug, Clone)]
 pub struct EncodedEvents {
     bytes: Bytes,

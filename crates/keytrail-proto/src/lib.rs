@@ -22,6 +22,9 @@
 //!   pre-encoded events — what the gRPC sink sends.
 //! - [`decode`]: the feed's incoming requests decoded straight into core
 //!   events — what the reference receiver reads.
+//! - [`otlp`]: OpenTelemetry log records written straight from an `Event`,
+//!   and the export request of pre-encoded records — what the gRPC sink
+//!   sends with `protocol = "otlp"`.
 
 pub mod convert;
 pub mod decode;

@@ -4,8 +4,8 @@
 //! The gRPC sink's OTLP protocol used to build each record as prost
 //! messages: the contract JSON as a `serde_json::Value`, every attribute a
 //! `KeyValue` with its own strings, and a `format!` per nested name. That
-//! was about 63,000 instructions and a hundred allocations per event, more
-//! than three times the transforms. [`encode_log_record`] writes the same
+//! was about 79,000 instructions and a hundred allocations per event, 4.5
+//! times the transforms (BENCHMARKS.md, twelfth round). [`encode_log_record`] writes the same
 //! record's bytes from the event's contract members
 //! ([`Event::write_contract`]); only `details` values that are not plain
 //! strings or small integers are parsed.
@@ -130,6 +130,24 @@ impl Fields for Json<'_> {
             Value::Object(fields) => message(out, 6, &KeyValues(fields)),
         }
     }
+
+    /// Counted from the children's lengths, never by writing: counting by
+    /// writing would count each level's children again at every level
+    /// above it, exponential in the depth of nested `details` values.
+    fn len(&self) -> usize {
+        match self.0 {
+            Value::Null => 0,
+            Value::Bool(b) => Bool(*b).len(),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Int(i).len(),
+                (None, Some(_)) => 9,
+                (None, None) => 0,
+            },
+            Value::String(s) => Text(s).len(),
+            Value::Array(items) => delimited_len(5, Array(items).len()),
+            Value::Object(fields) => delimited_len(6, KeyValues(fields).len()),
+        }
+    }
 }
 
 /// `ArrayValue`.
@@ -141,24 +159,59 @@ impl Fields for Array<'_> {
             message(out, 1, &Json(item));
         }
     }
+
+    fn len(&self) -> usize {
+        self.0
+            .iter()
+            .map(|item| delimited_len(1, Json(item).len()))
+            .sum()
+    }
 }
 
 /// `KeyValueList`.
 struct KeyValues<'a>(&'a serde_json::Map<String, Value>);
 
+impl KeyValues<'_> {
+    fn each(&self) -> impl Iterator<Item = (&str, Json<'_>)> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), Json(value)))
+    }
+}
+
 impl Fields for KeyValues<'_> {
     fn write<O: Out>(&self, out: &mut O) {
-        for (name, value) in self.0 {
+        for (name, value) in self.each() {
+            let prefix = "";
+            let value = &value;
             message(
                 out,
                 1,
                 &KeyValue {
-                    prefix: "",
+                    prefix,
                     name,
-                    value: &Json(value),
+                    value,
                 },
             );
         }
+    }
+
+    fn len(&self) -> usize {
+        self.each()
+            .map(|(name, value)| {
+                let prefix = "";
+                let value = &value;
+                delimited_len(
+                    1,
+                    KeyValue {
+                        prefix,
+                        name,
+                        value,
+                    }
+                    .len(),
+                )
+            })
+            .sum()
     }
 }
 
@@ -214,16 +267,22 @@ struct Attributes<'o, O> {
 
 impl<O: Out> Attributes<'_, O> {
     fn put<V: Fields>(&mut self, name: &str, value: &V) {
-        message(
-            self.out,
-            6,
-            &KeyValue {
-                prefix: self.prefix,
-                name,
-                value,
-            },
-        );
+        attribute(self.out, self.prefix, name, value);
     }
+}
+
+/// One attribute (`LogRecord` field 6) named `prefix.name`, or `name`
+/// without a prefix.
+fn attribute<O: Out, V: Fields>(out: &mut O, prefix: &str, name: &str, value: &V) {
+    message(
+        out,
+        6,
+        &KeyValue {
+            prefix,
+            name,
+            value,
+        },
+    );
 }
 
 impl<O: Out> ContractMembers for Attributes<'_, O> {
@@ -266,40 +325,12 @@ impl<O: Out> ContractObject for Attributes<'_, O> {
     fn details(&mut self, member: Member, details: &Details) {
         let prefix = member.name();
         for (name, json) in details.iter() {
-            let out = &mut *self.out;
             if let Some(text) = plain_json_string(json) {
-                let value = &Text(text);
-                message(
-                    out,
-                    6,
-                    &KeyValue {
-                        prefix,
-                        name,
-                        value,
-                    },
-                );
+                attribute(self.out, prefix, name, &Text(text));
             } else if let Some(int) = small_json_int(json) {
-                let value = &Int(int);
-                message(
-                    out,
-                    6,
-                    &KeyValue {
-                        prefix,
-                        name,
-                        value,
-                    },
-                );
+                attribute(self.out, prefix, name, &Int(int));
             } else if let Ok(parsed) = serde_json::from_str::<Value>(json) {
-                let value = &Json(&parsed);
-                message(
-                    out,
-                    6,
-                    &KeyValue {
-                        prefix,
-                        name,
-                        value,
-                    },
-                );
+                attribute(self.out, prefix, name, &Json(&parsed));
             }
         }
     }
@@ -441,7 +472,9 @@ mod tests {
             name: "",
             value: &Text(""),
         };
+        let json = serde_json::json!([null, -0.0, 1.5, i64::MIN, u64::MAX, "ü", {"a": [true, {}]}]);
         let lengths = [
+            (Json(&json).len(), counted(&Json(&json))),
             (Text(&long).len(), counted(&Text(&long))),
             (Int(-1).len(), counted(&Int(-1))),
             (Int(0).len(), counted(&Int(0))),
@@ -452,6 +485,32 @@ mod tests {
         for (known, written) in lengths {
             assert_eq!(known, written);
         }
+    }
+
+    #[test]
+    fn deeply_nested_values_cost_in_proportion_to_their_size() {
+        // Each level once as an array and once as an object; counting
+        // lengths by writing visited the innermost value about 4^depth
+        // times.
+        let depth = 60;
+        let mut value = serde_json::json!(1);
+        for level in 0..depth {
+            value = if level % 2 == 0 {
+                serde_json::json!([value])
+            } else {
+                serde_json::json!({ "n": value })
+            };
+        }
+        let mut out = Vec::new();
+        message(&mut out, 6, &Json(&value));
+        // Four bytes of tags and lengths per array level (the array value
+        // and its item), nine per object level (the list value, its
+        // key-value, the key `n` and the value), one more per length past
+        // 127: linear in the depth.
+        assert!(out.len() < 12 * depth, "{} bytes", out.len());
+        let len = counted(&Json(&value));
+        assert_eq!(Json(&value).len(), len);
+        assert_eq!(out.len(), 1 + encoded_len_varint(len as u64) + len);
     }
 
     /// What `value` writes, counted.

@@ -138,7 +138,7 @@ async fn stream(
         .map_err(|_| "feed stream closed".to_owned())?;
 
     // The generated client would take `v1::ForwardRequest`s, whose events
-    // are owned messages; the same call with prost's codec over
+    // are owned messages; the same call with a prost codec over
     // `ForwardFrame` sends the pre-encoded events as they are.
     let service = tonic::service::interceptor::InterceptedService::new(
         connection.channel.clone(),

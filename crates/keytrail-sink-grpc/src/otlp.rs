@@ -7,7 +7,7 @@
 //! | log record | from the event |
 //! |---|---|
 //! | `time_unix_nano` | `time` |
-//! | `observed_time_unix_nano` | when keytrail encoded it (one time per input batch) |
+//! | `observed_time_unix_nano` | when keytrail encoded it (one time per batch on the transform threads) |
 //! | `severity_number` | informational → INFO (9), low → INFO2 (10), medium → WARN (13), high → ERROR (17), critical → FATAL (21) |
 //! | `severity_text` | the severity's contract name (`high`) |
 //! | `body` | `message` when the event has one, else `action` |
@@ -503,6 +503,8 @@ mod tests {
             ),
             ("nested", serde_json::json!({"z": {"y": []}, "a": "b"})),
             ("", serde_json::json!("")),
+            // As deep as prost decodes (100 nested messages in all).
+            ("deep", deep_value(30)),
         ] {
             event.details.insert(name, &value);
         }
@@ -523,6 +525,17 @@ mod tests {
             offset: 7,
         });
         event
+    }
+
+    /// Arrays and objects nested `depth` levels around an integer.
+    fn deep_value(depth: usize) -> serde_json::Value {
+        (0..depth).fold(serde_json::json!(-0), |value, level| {
+            if level % 2 == 0 {
+                serde_json::json!([value, "x"])
+            } else {
+                serde_json::json!({ "n": value, "m": null })
+            }
+        })
     }
 
     /// `record` with its attributes in name order (the reference takes
