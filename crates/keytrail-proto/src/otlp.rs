@@ -182,17 +182,7 @@ impl KeyValues<'_> {
 impl Fields for KeyValues<'_> {
     fn write<O: Out>(&self, out: &mut O) {
         for (name, value) in self.each() {
-            let prefix = "";
-            let value = &value;
-            message(
-                out,
-                1,
-                &KeyValue {
-                    prefix,
-                    name,
-                    value,
-                },
-            );
+            key_value(out, 1, "", name, &value);
         }
     }
 
@@ -274,9 +264,14 @@ impl<O: Out> Attributes<'_, O> {
 /// One attribute (`LogRecord` field 6) named `prefix.name`, or `name`
 /// without a prefix.
 fn attribute<O: Out, V: Fields>(out: &mut O, prefix: &str, name: &str, value: &V) {
+    key_value(out, 6, prefix, name, value);
+}
+
+/// A `KeyValue` as field `tag`.
+fn key_value<O: Out, V: Fields>(out: &mut O, tag: u32, prefix: &str, name: &str, value: &V) {
     message(
         out,
-        6,
+        tag,
         &KeyValue {
             prefix,
             name,
