@@ -314,7 +314,7 @@ impl<O: Out> ContractObject for Attributes<'_, O> {
     }
 
     /// Each value is compact JSON text: a string without escapes and a
-    /// small non-negative integer are taken as they are, anything else is
+    /// small integer are taken as they are, anything else is
     /// parsed (a value that does not parse, which `Details` never holds,
     /// is left out).
     fn details(&mut self, member: Member, details: &Details) {
@@ -337,12 +337,13 @@ fn plain_json_string(json: &str) -> Option<&str> {
     (!text.contains(['\\', '"'])).then_some(text)
 }
 
-/// A JSON integer of up to 18 digits without a sign, which serde_json
-/// reads as an integer that fits an `i64` (a minus sign is left to the
-/// parser: `-0` is a float there).
+/// A JSON integer of up to 18 digits, which serde_json reads as an
+/// integer that fits an `i64`; `-0` is left to the parser, which reads it
+/// as a float.
 fn small_json_int(json: &str) -> Option<i64> {
-    let digits = json.as_bytes();
-    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+    let digits = json.strip_prefix('-').unwrap_or(json).as_bytes();
+    let plain = !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit);
+    if !plain || (digits.len() < json.len() && digits.first() == Some(&b'0')) {
         return None;
     }
     json.parse().ok()
@@ -437,6 +438,9 @@ mod tests {
         assert_eq!(plain_json_string(r#""a\"b""#), None);
         assert_eq!(plain_json_string("12"), None);
         assert_eq!(small_json_int("12"), Some(12));
+        assert_eq!(small_json_int("0"), Some(0));
+        assert_eq!(small_json_int("-7"), Some(-7));
+        assert_eq!(small_json_int("-"), None);
         assert_eq!(small_json_int("-0"), None);
         assert_eq!(small_json_int("1234567890123456789"), None);
         assert_eq!(small_json_int("1.5"), None);

@@ -426,9 +426,8 @@ pub(crate) async fn run(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use keytrail_core::{KeyFacts, Ocsf, Origin, Reason, Source, Timestamp, TkeFacts};
 
