@@ -57,12 +57,18 @@ impl EventArena {
 
     /// The protobuf encoding of `event` as a `keytrail.v1.Event`.
     pub fn encode(&mut self, event: &Event) -> Bytes {
+        self.encode_with(|chunk| EventFields(event).write(chunk))
+    }
+
+    /// What `write` appends to the chunk (another message than
+    /// `keytrail.v1.Event`: the OTLP log record), as its own view.
+    pub fn encode_with(&mut self, write: impl FnOnce(&mut BytesMut)) -> Bytes {
         if self.chunk.capacity() < EVENT_BUFFER_BYTES {
             // The earlier events keep the old chunk alive; this one starts
             // a new chunk.
             self.chunk.reserve(self.chunk_bytes);
         }
-        EventFields(event).write(&mut self.chunk);
+        write(&mut self.chunk);
         let bytes = self.chunk.split().freeze();
         if self.chunk.capacity() > self.chunk_bytes {
             // A large event grew the chunk: small events placed in the

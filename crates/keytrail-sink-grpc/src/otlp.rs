@@ -54,7 +54,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use keytrail_core::{Event, Events, Prepare, Severity};
-use keytrail_proto::{EncodedEvents, LogsFrame, encode_log_record};
+use keytrail_proto::{EncodedEvents, EventArena, LogsFrame, encode_log_record};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
@@ -86,6 +86,9 @@ pub fn severity_number(severity: Severity) -> SeverityNumber {
 pub(crate) struct LogEncoder {
     resource: Bytes,
     scope: Bytes,
+    /// Where records of batches that come without their step's result
+    /// are encoded.
+    arena: EventArena,
 }
 
 impl LogEncoder {
@@ -105,6 +108,7 @@ impl LogEncoder {
         LogEncoder {
             resource: prost::Message::encode_to_vec(&resource).into(),
             scope: prost::Message::encode_to_vec(&scope).into(),
+            arena: EventArena::default(),
         }
     }
 
@@ -121,9 +125,9 @@ impl Encoder for LogEncoder {
     type Item = Bytes;
 
     fn encode(&mut self, event: &Event) -> Bytes {
-        let mut out = Vec::with_capacity(TYPICAL_RECORD_BYTES);
-        encode_log_record(event, unix_nanos_now(), &mut out);
-        out.into()
+        let observed = unix_nanos_now();
+        self.arena
+            .encode_with(|chunk| encode_log_record(event, observed, chunk))
     }
 
     fn prepared(events: &Events, index: usize) -> Option<Bytes> {
