@@ -66,7 +66,9 @@ struct SinkEntry {
 type Steps = Arc<OnceLock<Vec<Arc<dyn Prepare>>>>;
 
 /// What a transform thread does with a batch: the transforms, then the
-/// sinks' steps (none until they are set).
+/// sinks' steps (none until they are set). A step that panics costs the
+/// batch its steps' results, not its events: the sinks then work from the
+/// events alone, as they do without steps.
 fn thread_work(
     transforms: Transforms,
     steps: Steps,
@@ -74,7 +76,15 @@ fn thread_work(
     move |raw| {
         let batch = transforms.batch(raw);
         let steps = steps.get().map_or(&[][..], Vec::as_slice);
-        let prepared = Prepared::run(steps, &batch.events);
+        let run = std::panic::AssertUnwindSafe(|| Prepared::run(steps, &batch.events));
+        let prepared = std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+            tracing::error!(
+                steps = ?steps,
+                panic = panic_message(&*panic),
+                "a sink's step panicked; the sinks work from the batch's events alone"
+            );
+            Prepared::default()
+        });
         Transformed { batch, prepared }
     }
 }
@@ -804,6 +814,35 @@ mod tests {
             let name = std::thread::current().name().map(str::to_owned);
             Box::new((name, events.len()))
         }
+    }
+
+    /// Panics on every batch.
+    #[derive(Debug)]
+    struct Panics;
+
+    impl Prepare for Panics {
+        fn prepare(&self, _: &[Event]) -> Box<dyn std::any::Any + Send + Sync> {
+            panic!("a step that fails");
+        }
+    }
+
+    #[test]
+    fn a_panicking_step_leaves_the_batch_its_events() {
+        let lines = mixed_records(11, 20, 0.0);
+        let steps = Steps::default();
+        let step: Arc<dyn Prepare> = Arc::new(Panics);
+        steps.set(vec![step]).expect("set once");
+        let transforms = Transforms::build(&Config::default()).expect("default transforms");
+        let work = thread_work(transforms, steps);
+        let raw = raw_batches(&lines, &[20])
+            .into_iter()
+            .next()
+            .expect("a batch");
+        let Transformed { batch, prepared } = work(raw);
+        assert!(!batch.events.is_empty(), "the events are kept");
+        let events = Events::from(batch.events).with_prepared(prepared);
+        assert_eq!(events.prepared::<Panics, ()>(), None);
+        batch.ack.ack();
     }
 
     #[tokio::test]
