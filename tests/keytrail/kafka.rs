@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use keytrail::config::Config;
 use keytrail::topology::Topology;
-use keytrail_core::{AckToken, SharedEvents, Sink, SinkError};
+use keytrail_core::{AckToken, Event, Prepare, SharedEvents, Sink, SinkError};
 use keytrail_source_kafka::SourceStats;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -138,6 +138,58 @@ impl Sink for FlakySink {
     }
 }
 
+/// A sink that names a step ([`CountAndWhere`]) and checks that every
+/// batch it takes carries the step's result for exactly its events.
+#[derive(Default)]
+struct PreparedSink {
+    /// Batches with events, and those of them that came prepared.
+    batches: Arc<AtomicUsize>,
+    prepared: Arc<AtomicUsize>,
+    /// Events counted by the step, and the threads it ran on.
+    events: Arc<AtomicUsize>,
+    threads: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Counts a batch's events and names the thread it runs on.
+#[derive(Debug)]
+struct CountAndWhere;
+
+impl Prepare for CountAndWhere {
+    fn prepare(&self, events: &[Event]) -> Box<dyn std::any::Any + Send + Sync> {
+        let thread = std::thread::current().name().unwrap_or_default().to_owned();
+        Box::new((events.len(), thread))
+    }
+}
+
+impl Sink for PreparedSink {
+    fn name(&self) -> &'static str {
+        "prepared"
+    }
+
+    fn prepare(&self) -> Option<Arc<dyn Prepare>> {
+        Some(Arc::new(CountAndWhere))
+    }
+
+    async fn accept(&mut self, events: SharedEvents, ack: AckToken) -> Result<(), SinkError> {
+        if !events.is_empty() {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            if let Some((count, thread)) = events.prepared::<CountAndWhere, (usize, String)>() {
+                if *count == events.len() {
+                    self.prepared.fetch_add(1, Ordering::SeqCst);
+                }
+                self.events.fetch_add(*count, Ordering::SeqCst);
+                self.threads.lock().expect("lock").insert(thread.clone());
+            }
+        }
+        ack.ack();
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
 /// Holds every batch until released (a SIEM that stopped answering).
 struct StallSink {
     seen: Arc<Seen>,
@@ -194,12 +246,31 @@ async fn every_record_becomes_an_event_or_a_dead_letter_and_offsets_reach_the_en
 
     let dir = tempfile::tempdir().expect("temp dir");
     let (config, events, dead) = pipeline_config(kafka.bootstrap(), topic, group, dir.path(), "");
-    let running = start(&config, vec![]);
+    // Beside the file output, a sink with a step on the transform threads.
+    let checked = PreparedSink::default();
+    let (batches, prepared) = (Arc::clone(&checked.batches), Arc::clone(&checked.prepared));
+    let (stepped, threads) = (Arc::clone(&checked.events), Arc::clone(&checked.threads));
+    let running = start(&config, vec![Box::new(move |t| t.with_sink(checked))]);
     wait_for("every event and dead letter", TIMEOUT, || {
         event_ids(&events).len() >= valid.len() && read_lines(&dead).len() >= bad
     })
     .await;
+    // Stopping drains every sink of what the fan-out handed it.
     running.stop().await;
+
+    let batches = batches.load(Ordering::SeqCst);
+    assert!(batches > 1, "several batches reached the stepped sink");
+    assert_eq!(
+        prepared.load(Ordering::SeqCst),
+        batches,
+        "every batch came with its step's result, for its own events"
+    );
+    assert_eq!(stepped.load(Ordering::SeqCst), valid.len());
+    let threads = threads.lock().expect("lock");
+    assert!(
+        threads.iter().all(|t| t.starts_with("keytrail-transform-")),
+        "the step ran on the transform threads: {threads:?}"
+    );
 
     let ids = event_ids(&events);
     let unique: HashSet<String> = ids.iter().cloned().collect();
