@@ -5,10 +5,10 @@
 //! messages: the contract JSON as a `serde_json::Value`, every attribute a
 //! `KeyValue` with its own strings, and a `format!` per nested name. That
 //! was about 79,000 instructions and a hundred allocations per event, 4.5
-//! times the transforms (BENCHMARKS.md, twelfth round). [`encode_log_record`] writes the same
-//! record's bytes from the event's contract members
-//! ([`Event::write_contract`]); only `details` values that are not plain
-//! strings or small integers are parsed.
+//! times the transforms (BENCHMARKS.md, twelfth round).
+//! [`encode_log_record`] writes the same record's bytes from the event's
+//! contract members ([`Event::write_contract`]); only `details` values
+//! that are not plain strings or small integers are parsed.
 //!
 //! Mapping (the sink's module docs give it in full): time and observed
 //! time in nanoseconds, the severity's number and name, `message` (else
