@@ -61,6 +61,12 @@ bench: build ## Run the benches of BENCHMARKS.md on a generated corpus (criterio
 	$(KEYTRAIL) gen --events $(BENCH_EVENTS) --seed 1 > $(BENCH_CORPUS)
 	$(CARGO) build --release --locked -p keytrail-benches --bins
 	KEYTRAIL_LOOPBACK_EVENTS=$(LOOPBACK_EVENTS) $(CARGO) bench --locked -p keytrail-benches
+	# The loopback again: with the OTLP protocol, then its floor (librdkafka
+	# and the mock broker alone).
+	KEYTRAIL_LOOPBACK_EVENTS=$(LOOPBACK_EVENTS) KEYTRAIL_LOOPBACK_PROTOCOL=otlp \
+		$(CARGO) bench --locked -p keytrail-benches --bench loopback
+	KEYTRAIL_LOOPBACK_EVENTS=$(LOOPBACK_EVENTS) KEYTRAIL_LOOPBACK_FLOOR=consume \
+		$(CARGO) bench --locked -p keytrail-benches --bench loopback
 	hyperfine --warmup 3 --runs 20 -N \
 		'target/release/json_roundtrip $(BENCH_CORPUS)' \
 		'$(KEYTRAIL) normalize --threads 1 $(BENCH_CORPUS)' \

@@ -35,6 +35,13 @@
 //! records counted and dropped), and events count once their export is
 //! answered. OTLP has no sequence numbers, so a retried export is counted
 //! again (the last line says how many beyond the expected count).
+//!
+//! `KEYTRAIL_LOOPBACK_FLOOR=consume` measures the floor instead: the same
+//! backlog read by a consumer that drops every record (this binary again,
+//! as a child process, with the librdkafka properties of `keytrail run`),
+//! and no receiver. It prints records/s and the CPU per record of that
+//! consumer and of this process (the mock broker alone): the share of the
+//! loopback's CPU that no change to keytrail's own code can remove.
 
 #![allow(missing_docs)]
 
@@ -73,6 +80,11 @@ const GROUP: &str = "loopback-bench";
 const DEFAULT_TIMEOUT_S: u64 = 300;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--consume-floor") {
+        consume_floor(&args[at + 1..]);
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter that does not name this
     // bench skips it (like criterion's filters).
     let filter = std::env::args()
@@ -119,6 +131,10 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(stored, total as i64, "every record is in the topic");
+    if std::env::var("KEYTRAIL_LOOPBACK_FLOOR").is_ok_and(|f| f == "consume") {
+        floor_run(&bootstrap, total, deadline);
+        return;
+    }
 
     let dir = scratch_dir();
     let otlp = std::env::var("KEYTRAIL_LOOPBACK_PROTOCOL").is_ok_and(|p| p == "otlp");
@@ -251,6 +267,97 @@ fn main() {
         counts.summary(),
         counts.stored().saturating_sub(expected)
     );
+}
+
+/// `KEYTRAIL_LOOPBACK_FLOOR=consume`: the same backlog read by a consumer
+/// that does nothing with the records (this binary again, as a child
+/// process, [`consume_floor`]) instead of `keytrail run`. Its CPU per
+/// record is what librdkafka's consumer alone costs with keytrail's
+/// consumer properties, and this process's is the mock broker's alone (no
+/// receiver runs): together, the part of the loopback's budget that no
+/// change to keytrail's own code can reduce.
+fn floor_run(bootstrap: &str, total: usize, deadline: Duration) {
+    let bench_cpu_at_spawn = cpu_seconds("self");
+    let spawned = Instant::now();
+    let mut child = Command::new(std::env::current_exe().expect("bench binary path"))
+        .args(["--consume-floor", bootstrap, &total.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the floor consumer starts");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("floor consumer state") {
+            break status;
+        }
+        if spawned.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("the floor consumer did not read {total} records within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let broker_cpu = cpu_seconds("self") - bench_cpu_at_spawn;
+    let mut report = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read as _;
+        let _ = out.read_to_string(&mut report);
+    }
+    assert!(status.success(), "the floor consumer failed ({status})");
+    let fields: Vec<f64> = report
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [consumer_cpu, first_to_last] = fields[..] else {
+        panic!("unexpected floor report {report:?}");
+    };
+    let per_record = |seconds: f64| seconds * 1e6 / total as f64;
+    println!(
+        "loopback floor: {total} records consumed and dropped; {:.0} records/s (first to \
+         last); CPU per record: consumer {:.2} us, bench process (mock broker only) {:.2} us",
+        total as f64 / first_to_last.max(1e-9),
+        per_record(consumer_cpu),
+        per_record(broker_cpu),
+    );
+}
+
+/// The floor consumer's process (`--consume-floor BOOTSTRAP COUNT`): a
+/// `StreamConsumer` with the properties `keytrail run` gives librdkafka,
+/// in a fresh group, that receives `COUNT` records and drops them. Prints
+/// its CPU seconds when the last arrived and the seconds from the first
+/// record to the last.
+fn consume_floor(args: &[String]) {
+    use rdkafka::consumer::{Consumer as _, StreamConsumer};
+
+    let [bootstrap, count] = args else {
+        panic!("usage: --consume-floor BOOTSTRAP COUNT");
+    };
+    let count: u64 = count.parse().expect("a record count");
+    let kafka: keytrail_source_kafka::KafkaConfig = serde_json::from_value(serde_json::json!({
+        "bootstrap_servers": bootstrap,
+        "topics": [TOPIC],
+        "group_id": format!("{GROUP}-floor"),
+    }))
+    .expect("a [kafka] table");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    // rdkafka's stream consumer starts inside a runtime.
+    let _runtime = runtime.enter();
+    let consumer: StreamConsumer = kafka.consumer_config().create().expect("consumer");
+    consumer.subscribe(&[TOPIC]).expect("subscribed");
+    let (first, bytes) = runtime.block_on(async {
+        let mut first = None;
+        let mut bytes = 0usize;
+        for _ in 0..count {
+            let message = consumer.recv().await.expect("a record");
+            first.get_or_insert_with(Instant::now);
+            bytes += message.payload_len();
+        }
+        (first.expect("records arrived"), bytes)
+    });
+    let first_to_last = first.elapsed().as_secs_f64();
+    // The payload lengths are summed so that the records are really read.
+    assert!(bytes > 0, "the records have payloads");
+    println!("{} {first_to_last}", cpu_seconds("self"));
 }
 
 /// What the receiving side has taken.
