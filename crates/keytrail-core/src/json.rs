@@ -47,6 +47,28 @@ pub fn layout(json: &[u8], limit: usize) -> Layout {
     out
 }
 
+/// The characters of `json` when it is one JSON string that needs no
+/// unescaping: a quote, then characters other than quotes, backslashes and
+/// control characters, then a quote. Such a text is valid, compact JSON.
+pub fn plain_string(json: &str) -> Option<&str> {
+    let text = json.strip_prefix('"')?.strip_suffix('"')?;
+    text.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+        .then_some(text)
+}
+
+/// True when `json` is one JSON integer as the grammar writes it: an
+/// optional minus, then `0` or digits that do not start with `0`. Such a
+/// text is valid, compact JSON, whatever its length.
+pub fn is_integer(json: &str) -> bool {
+    let digits = json.strip_prefix('-').unwrap_or(json).as_bytes();
+    match digits {
+        [b'0'] => true,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +92,34 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
         assert_eq!(layout(deep.as_bytes(), 5).deepest, 6);
         assert_eq!(layout(deep.as_bytes(), 100).deepest, 100);
+    }
+
+    #[test]
+    fn plain_strings_and_integers_are_exactly_the_grammars() {
+        assert_eq!(plain_string(r#""abc""#), Some("abc"));
+        assert_eq!(plain_string(r#""""#), Some(""));
+        assert_eq!(plain_string("\"caf\u{e9}\""), Some("caf\u{e9}"));
+        for not_plain in [
+            r#""a\"b""#,
+            r#""a\\b""#,
+            "\"tab\there\"",
+            "\"nul\u{0}\"",
+            r#""open"#,
+            r#"""#,
+            "12",
+            "",
+            r#" "a""#,
+        ] {
+            assert_eq!(plain_string(not_plain), None, "{not_plain:?}");
+        }
+        for integer in ["0", "-0", "7", "-7", "10", "123456789012345678901234567890"] {
+            assert!(is_integer(integer), "{integer:?}");
+            assert!(serde_json::from_str::<&serde_json::value::RawValue>(integer).is_ok());
+        }
+        for not_integer in [
+            "", "-", "01", "-01", "1.5", "1e3", "+1", " 1", "1 ", "--1", "0x1",
+        ] {
+            assert!(!is_integer(not_integer), "{not_integer:?}");
+        }
     }
 }

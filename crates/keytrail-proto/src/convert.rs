@@ -20,7 +20,7 @@
 
 use keytrail_core::{
     Actor, Category, Details, DetailsBuilder, Event, KeyFacts, Ocsf, Origin, Outcome, Reason,
-    Severity, Source, Target, Timestamp, TkeFacts,
+    Severity, Source, Target, Timestamp, TkeFacts, json,
 };
 
 use crate::v1;
@@ -160,8 +160,9 @@ impl TryFrom<v1::Event> for Event {
     }
 }
 
-/// Each value is checked to be JSON. keytrail sends compact text, kept as
-/// it is; any other (whitespace between tokens, which could hold a line
+/// Each value is checked to be JSON. A plain string or integer (most
+/// values) is recognized without a parser. keytrail sends compact text,
+/// kept as it is; any other (whitespace between tokens, which could hold a line
 /// break, or nesting deeper than [`MAX_PLAIN_NESTING`]) is parsed, within
 /// serde_json's depth limit, and written back compactly, so the JSON of the
 /// event stays one line. Entries may come in any order; of equal names the
@@ -171,6 +172,10 @@ pub(crate) fn details_from_proto<'a>(
 ) -> Result<Details, ConvertError> {
     let mut out = DetailsBuilder::new();
     for (name, text) in details {
+        if json::plain_string(text).is_some() || json::is_integer(text) {
+            out.insert_json(name, text);
+            continue;
+        }
         let invalid = |source| ConvertError::InvalidDetail {
             name: name.to_owned(),
             source,

@@ -802,6 +802,50 @@ mod tests {
     }
 
     #[test]
+    fn details_values_are_refused_exactly_when_serde_json_refuses_them() {
+        // Plain strings and integers are recognized without the parser:
+        // the edges of those forms must still go the parser's way.
+        for text in [
+            r#""plain""#,
+            r#""""#,
+            "\"caf\u{e9}\"",
+            "\"tab\there\"",
+            "\"nul\u{0}\"",
+            r#""a\"b""#,
+            r#""a\\""#,
+            r#""open"#,
+            "0",
+            "-0",
+            "-7",
+            "01",
+            "-",
+            "1.5",
+            "1e3",
+            "+1",
+            " 1",
+            "123456789012345678901234567890",
+            "[1,2]",
+            "x",
+        ] {
+            let mut entry = Vec::new();
+            bytes_field(&mut entry, 1, b"v");
+            bytes_field(&mut entry, 2, text.as_bytes());
+            let mut bytes = encoded(&full_event());
+            bytes_field(&mut bytes, 27, &entry);
+            let outcome = direct(&batch(1, &[bytes])).expect("decodes");
+            match serde_json::from_str::<&serde_json::value::RawValue>(text) {
+                Ok(raw) => {
+                    let (_, events) = outcome.expect(text);
+                    assert_eq!(events[0].details.get("v"), Some(raw.get()), "{text:?}");
+                }
+                Err(_) => {
+                    outcome.expect_err(text);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn malformed_bytes_fail_the_decoding_as_prost_does() {
         let good = encoded(&full_event());
         let mut not_utf8 = good.clone();

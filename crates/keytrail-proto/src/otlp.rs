@@ -20,7 +20,7 @@
 //! this).
 
 use bytes::{BufMut, Bytes};
-use keytrail_core::{ContractMembers, ContractObject, Details, Event, Member, Severity};
+use keytrail_core::{ContractMembers, ContractObject, Details, Event, Member, Severity, json};
 use prost::encoding::{DecodeContext, WireType, encoded_len_varint};
 use serde_json::Value;
 
@@ -320,7 +320,7 @@ impl<O: Out> ContractObject for Attributes<'_, O> {
     fn details(&mut self, member: Member, details: &Details) {
         let prefix = member.name();
         for (name, json) in details.iter() {
-            if let Some(text) = plain_json_string(json) {
+            if let Some(text) = json::plain_string(json) {
                 attribute(self.out, prefix, name, &Text(text));
             } else if let Some(int) = small_json_int(json) {
                 attribute(self.out, prefix, name, &Int(int));
@@ -331,19 +331,12 @@ impl<O: Out> ContractObject for Attributes<'_, O> {
     }
 }
 
-/// The text of a JSON string without escapes.
-fn plain_json_string(json: &str) -> Option<&str> {
-    let text = json.strip_prefix('"')?.strip_suffix('"')?;
-    (!text.contains(['\\', '"'])).then_some(text)
-}
-
 /// A JSON integer of up to 18 digits, which serde_json reads as an
 /// integer that fits an `i64`; `-0` is left to the parser, which reads it
 /// as a float.
 fn small_json_int(json: &str) -> Option<i64> {
-    let digits = json.strip_prefix('-').unwrap_or(json).as_bytes();
-    let plain = !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit);
-    if !plain || (digits.len() < json.len() && digits.first() == Some(&b'0')) {
+    let digits = json.strip_prefix('-').unwrap_or(json);
+    if !json::is_integer(json) || digits.len() > 18 || json == "-0" {
         return None;
     }
     json.parse().ok()
@@ -433,10 +426,7 @@ mod tests {
     use crate::encode::Len;
 
     #[test]
-    fn small_integers_and_plain_strings_are_read_as_serde_json_would() {
-        assert_eq!(plain_json_string(r#""abc""#), Some("abc"));
-        assert_eq!(plain_json_string(r#""a\"b""#), None);
-        assert_eq!(plain_json_string("12"), None);
+    fn small_integers_are_read_as_serde_json_would() {
         assert_eq!(small_json_int("12"), Some(12));
         assert_eq!(small_json_int("0"), Some(0));
         assert_eq!(small_json_int("-7"), Some(-7));

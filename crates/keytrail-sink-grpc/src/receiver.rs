@@ -49,6 +49,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,7 +59,6 @@ use std::time::Duration;
 use keytrail_proto::incoming::forward_service_server::{ForwardService, ForwardServiceServer};
 use keytrail_proto::{ForwardMessage, IncomingBatch, Refused, v1};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -269,7 +269,9 @@ impl Receiver {
             .map_err(|source| ReceiverError::Out {
                 path: config.out.clone(),
                 source,
-            })?;
+            })?
+            .into_std()
+            .await;
         let bind_error = |source| ReceiverError::Bind {
             addr: config.listen,
             source,
@@ -290,7 +292,7 @@ impl Receiver {
                     pause_after: config.pause_after,
                     pause: Duration::from_millis(config.pause_ms),
                 },
-                out: tokio::sync::Mutex::new(out),
+                out: tokio::sync::Mutex::new(Arc::new(out)),
                 current: Mutex::new(HashMap::new()),
                 streams: AtomicU64::new(0),
                 in_order: AtomicU64::new(0),
@@ -423,7 +425,7 @@ struct Faults {
 struct State {
     faults: Faults,
     /// The output; held while a batch is written, so batches never mix.
-    out: tokio::sync::Mutex<tokio::fs::File>,
+    out: tokio::sync::Mutex<Arc<std::fs::File>>,
     /// The current stream of each sender with a stream open (rule 7).
     current: Mutex<HashMap<String, u64>>,
     streams: AtomicU64,
@@ -523,16 +525,17 @@ impl State {
             lines.push(b'\n');
         }
 
-        let mut out = self.out.lock().await;
+        let out = self.out.lock().await;
         if !self.is_current(sender_id, stream) {
             return Err(Status::aborted(
                 "a newer stream of this sender replaced this one",
             ));
         }
-        if let Err(error) = write(&mut out, lines).await {
+        let written = write(&out, lines).await;
+        drop(out);
+        if let Err(error) = written {
             return Ok(self.refuse(sequence, false, format!("cannot write the output: {error}")));
         }
-        drop(out);
 
         *expected += 1;
         self.stats.accepted_batches.fetch_add(1, Ordering::Relaxed);
@@ -572,9 +575,20 @@ impl State {
 /// The most output buffer a stream keeps between batches.
 const KEPT_LINES_BYTES: usize = 4 << 20;
 
-async fn write(out: &mut tokio::fs::File, lines: &[u8]) -> std::io::Result<()> {
-    out.write_all(lines).await?;
-    out.flush().await
+/// Appends `lines` to the output on tokio's blocking pool. The buffer
+/// itself goes there and comes back, where `tokio::fs::File` would copy it
+/// (half a megabyte per batch of 500 events).
+async fn write(out: &Arc<std::fs::File>, lines: &mut Vec<u8>) -> std::io::Result<()> {
+    let out = Arc::clone(out);
+    let buffer = std::mem::take(lines);
+    let (buffer, written) = tokio::task::spawn_blocking(move || {
+        let written = (&*out).write_all(&buffer);
+        (buffer, written)
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    *lines = buffer;
+    written
 }
 
 fn shutting_down() -> Status {
@@ -700,6 +714,37 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_output_cannot_take_is_refused_for_now() {
+        // /dev/full takes the open and fails every write (ENOSPC).
+        let config = ReceiverConfig::new("127.0.0.1:0".parse().expect("addr"), "/dev/full".into());
+        let receiver = Receiver::bind(config).await.expect("binds");
+        let state = &receiver.state;
+        let stream = state.register("sender");
+        let (mut expected, mut lines) = (7, Vec::new());
+        let mut batch = IncomingBatch::default();
+        batch.sequence = 7;
+        batch.events.push(keytrail_core::Event::new(
+            keytrail_core::Timestamp::from_millis(0),
+            keytrail_core::Source::SecurosysKm,
+            "KeyCreate".into(),
+        ));
+        let answer = state
+            .batch("sender", stream, &mut expected, batch, &mut lines)
+            .await
+            .expect("answered");
+        assert_eq!(answer.sequence, 7);
+        assert_eq!(answer.status, i32::from(v1::AckStatus::RejectedRetryable));
+        assert!(
+            answer.reason.starts_with("cannot write the output"),
+            "{}",
+            answer.reason
+        );
+        assert_eq!(expected, 7, "the same batch is expected again");
+        assert_eq!(receiver.stats().stored_events(), 0);
+        assert_eq!(receiver.stats().retryable_rejections(), 1);
     }
 
     #[tokio::test]
