@@ -854,6 +854,22 @@ mod tests {
         varint_field(&mut wrong_wire_type, 4, 1);
         let mut nested_overrun = good.clone();
         bytes_field(&mut nested_overrun, 22, &[0x0a, 0x05, b'a']);
+        // Texts that are not UTF-8 in the event and in a nested message,
+        // and a character split between two texts: valid in the two put
+        // together, but in neither alone.
+        let mut not_utf8_message = good.clone();
+        bytes_field(&mut not_utf8_message, 19, &[0x61, 0xff]);
+        let mut not_utf8_actor = good.clone();
+        bytes_field(&mut not_utf8_actor, 22, &[0x0a, 0x02, 0x61, 0xff]);
+        let mut split_in_actor = good.clone();
+        bytes_field(
+            &mut split_in_actor,
+            22,
+            &[0x0a, 0x01, 0xc3, 0x12, 0x01, 0xa9],
+        );
+        let mut split_in_event = good.clone();
+        bytes_field(&mut split_in_event, 19, &[0xe2, 0x82]);
+        bytes_field(&mut split_in_event, 20, &[0xac]);
         let mut truncated = batch(1, std::slice::from_ref(&good));
         truncated.pop();
         let mut bad_keys = Vec::new();
@@ -871,6 +887,10 @@ mod tests {
         }
         for bytes in [
             batch(1, &[not_utf8]),
+            batch(1, &[not_utf8_message]),
+            batch(1, &[not_utf8_actor]),
+            batch(1, &[split_in_actor]),
+            batch(1, &[split_in_event]),
             batch(1, &[wrong_wire_type]),
             batch(1, &[nested_overrun]),
             truncated,
@@ -880,6 +900,26 @@ mod tests {
         {
             assert!(assert_same(&bytes).is_err());
         }
+    }
+
+    #[test]
+    fn texts_of_several_bytes_per_character_decode_whole() {
+        // Characters of two, three and four bytes at the start and end of
+        // texts that follow each other.
+        let mut bytes = encoded(&full_event());
+        bytes_field(&mut bytes, 19, "é caf€".as_bytes());
+        bytes_field(&mut bytes, 20, "€-🔑".as_bytes());
+        bytes_field(
+            &mut bytes,
+            22,
+            &[&[0x0a, 0x02][..], "é".as_bytes()].concat(),
+        );
+        let (_, decoded) = assert_same(&batch(1, &[bytes]))
+            .expect("decodes")
+            .expect("accepted");
+        assert_eq!(decoded[0].message.as_deref(), Some("é caf€"));
+        assert_eq!(decoded[0].event_id.as_deref(), Some("€-🔑"));
+        assert_eq!(decoded[0].actor.user.as_deref(), Some("é"));
     }
 
     #[test]
