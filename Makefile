@@ -61,7 +61,7 @@ bench: build ## Run the benches of BENCHMARKS.md on a generated corpus (criterio
 	$(KEYTRAIL) gen --events $(BENCH_EVENTS) --seed 1 > $(BENCH_CORPUS)
 	$(CARGO) build --release --locked -p keytrail-benches --bins
 	KEYTRAIL_LOOPBACK_EVENTS=$(LOOPBACK_EVENTS) $(CARGO) bench --locked -p keytrail-benches
-	# The loopback again: with the OTLP protocol, then its floor (librdkafka
+	# The loopback again: with the OTLP protocol, then the floor (librdkafka
 	# and the mock broker alone).
 	KEYTRAIL_LOOPBACK_EVENTS=$(LOOPBACK_EVENTS) KEYTRAIL_LOOPBACK_PROTOCOL=otlp \
 		$(CARGO) bench --locked -p keytrail-benches --bench loopback

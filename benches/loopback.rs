@@ -89,11 +89,12 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; a filter that does not name this
     // bench skips it (like criterion's filters).
-    let filter = std::env::args()
+    let filter = args
+        .iter()
         .skip(1)
         .find(|a| !a.starts_with('-'))
-        .unwrap_or_default();
-    if !"loopback".contains(filter.as_str()) {
+        .map_or("", String::as_str);
+    if !"loopback".contains(filter) {
         return;
     }
     let total: usize = std::env::var("KEYTRAIL_LOOPBACK_EVENTS")
