@@ -182,47 +182,73 @@ impl IncomingBatch {
                     .ok()
                     .filter(|len| *len <= buf.remaining())
                     .ok_or_else(|| malformed("buffer underflow"))?;
-                let event = if buf.chunk().len() >= len {
-                    let event = self.decode_event(&buf.chunk()[..len])?;
+                let index = self.received;
+                self.received += 1;
+                // The event is decoded where it is kept: moving an `Event`
+                // (about 800 bytes) out through each layer of results cost
+                // five copies of it. After a refused event the rest are
+                // decoded for their errors only.
+                let mut spare;
+                let event = if self.refused.is_none() {
+                    if self.events.len() == self.events.capacity() {
+                        // Room for as many more events of this size as the
+                        // rest of the request could hold, instead of
+                        // growing (and moving) one by one.
+                        let more = buf.remaining() / (len + 2) + 1;
+                        self.events.reserve(more.min(MAX_RESERVED_EVENTS));
+                    }
+                    let at = self.events.len();
+                    self.events.push(blank_event());
+                    &mut self.events[at]
+                } else {
+                    spare = blank_event();
+                    &mut spare
+                };
+                let outcome = if buf.chunk().len() >= len {
+                    let outcome = decode_event(event, &mut self.topic, &buf.chunk()[..len])?;
                     buf.advance(len);
-                    event
+                    outcome
                 } else {
                     // The bytes are not contiguous (never so with tonic).
                     let bytes = buf.copy_to_bytes(len);
-                    self.decode_event(&bytes)?
+                    decode_event(event, &mut self.topic, &bytes)?
                 };
-                let index = self.received;
-                self.received += 1;
-                if self.refused.is_none() {
-                    match event {
-                        Ok(event) => {
-                            if self.events.len() == self.events.capacity() {
-                                // Room for as many more events of this size
-                                // as the rest of the request could hold,
-                                // instead of growing (and moving) one by one.
-                                let more = buf.remaining() / (len + 2) + 1;
-                                self.events.reserve(more.min(MAX_RESERVED_EVENTS));
-                            }
-                            self.events.push(event);
-                        }
-                        Err(error) => self.refused = Some(Refused { index, error }),
-                    }
+                if let Err(error) = outcome
+                    && self.refused.is_none()
+                {
+                    self.events.pop();
+                    self.refused = Some(Refused { index, error });
                 }
                 Ok(())
             }
             _ => skip_field(wire_type, tag, buf, ctx),
         }
     }
+}
 
-    /// One encoded `keytrail.v1.Event`.
-    fn decode_event(&mut self, mut buf: &[u8]) -> Result<Result<Event, ConvertError>, DecodeError> {
-        let mut draft = Draft::new();
-        while !buf.is_empty() {
-            let (tag, wire_type) = read_key(&mut buf)?;
-            draft.field(tag, wire_type, &mut buf)?;
-        }
-        Ok(draft.finish(&mut self.topic))
+/// An event with nothing set yet; decoding replaces the source with the
+/// one received (or refuses the event).
+fn blank_event() -> Event {
+    Event::new(
+        Timestamp::from_millis(0),
+        Source::SecurosysKm,
+        CompactString::default(),
+    )
+}
+
+/// One encoded `keytrail.v1.Event`, into `event` (blank); `last_topic` is
+/// the topic name of the batch's last event with an origin.
+fn decode_event(
+    event: &mut Event,
+    last_topic: &mut Option<Arc<str>>,
+    mut buf: &[u8],
+) -> Result<Result<(), ConvertError>, DecodeError> {
+    let mut draft = Draft::new(event);
+    while !buf.is_empty() {
+        let (tag, wire_type) = read_key(&mut buf)?;
+        draft.field(tag, wire_type, &mut buf)?;
     }
+    Ok(draft.finish(last_topic))
 }
 
 /// The topic of an origin until the event's own is known: shared, so that
@@ -231,8 +257,8 @@ static NO_TOPIC: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
 
 /// An event being decoded: the enum numbers and `details` are checked at
 /// the end, when the last occurrence of each is known.
-struct Draft<'a> {
-    event: Event,
+struct Draft<'a, 'e> {
+    event: &'e mut Event,
     source: i32,
     category: i32,
     outcome: i32,
@@ -241,15 +267,10 @@ struct Draft<'a> {
     topic: Option<&'a str>,
 }
 
-impl<'a> Draft<'a> {
-    fn new() -> Draft<'a> {
+impl<'a, 'e> Draft<'a, 'e> {
+    fn new(event: &'e mut Event) -> Draft<'a, 'e> {
         Draft {
-            // The source is replaced by the one received (or refused).
-            event: Event::new(
-                Timestamp::from_millis(0),
-                Source::SecurosysKm,
-                CompactString::default(),
-            ),
+            event,
             source: 0,
             category: 0,
             outcome: 0,
@@ -266,7 +287,7 @@ impl<'a> Draft<'a> {
         wire_type: WireType,
         buf: &mut &'a [u8],
     ) -> Result<(), DecodeError> {
-        let event = &mut self.event;
+        let event = &mut *self.event;
         match tag {
             1 => event.time = Timestamp::from_millis(varint(wire_type, buf)? as i64),
             2 => event.time_inferred = varint(wire_type, buf)? != 0,
@@ -354,8 +375,8 @@ impl<'a> Draft<'a> {
 
     /// The event, or why keytrail would never have sent it (checked in the
     /// order `Event::try_from` checks).
-    fn finish(mut self, last_topic: &mut Option<Arc<str>>) -> Result<Event, ConvertError> {
-        let event = &mut self.event;
+    fn finish(mut self, last_topic: &mut Option<Arc<str>>) -> Result<(), ConvertError> {
+        let event = &mut *self.event;
         event.source = source_from_proto(self.source)?;
         event.category = category_from_proto(self.category)?;
         event.outcome = outcome_from_proto(self.outcome)?;
@@ -379,7 +400,7 @@ impl<'a> Draft<'a> {
                 _ => Arc::clone(last_topic.insert(Arc::from(topic))),
             };
         }
-        Ok(self.event)
+        Ok(())
     }
 }
 
