@@ -99,11 +99,13 @@ mod tests {
         assert_eq!(plain_string(r#""abc""#), Some("abc"));
         assert_eq!(plain_string(r#""""#), Some(""));
         assert_eq!(plain_string("\"caf\u{e9}\""), Some("caf\u{e9}"));
+        assert_eq!(plain_string("\"a b\u{7f}\""), Some("a b\u{7f}"));
         for not_plain in [
             r#""a\"b""#,
             r#""a\\b""#,
             "\"tab\there\"",
             "\"nul\u{0}\"",
+            "\"unit separator\u{1f}\"",
             r#""open"#,
             r#"""#,
             "12",

@@ -162,10 +162,10 @@ impl TryFrom<v1::Event> for Event {
 
 /// Each value is checked to be JSON. A plain string or integer (most
 /// values) is recognized without a parser. keytrail sends compact text,
-/// kept as it is; any other (whitespace between tokens, which could hold a line
-/// break, or nesting deeper than [`MAX_PLAIN_NESTING`]) is parsed, within
-/// serde_json's depth limit, and written back compactly, so the JSON of the
-/// event stays one line. Entries may come in any order; of equal names the
+/// kept as it is; any other (whitespace between tokens, which could hold
+/// a line break, or nesting deeper than [`MAX_PLAIN_NESTING`]) is parsed,
+/// within serde_json's depth limit, and written back compactly, so the
+/// JSON of the event stays one line. Entries may come in any order; of equal names the
 /// last one wins, as in a protobuf map.
 pub(crate) fn details_from_proto<'a>(
     details: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -198,7 +198,7 @@ const MAX_PLAIN_NESTING: usize = 64;
 /// True when `json` (known to be valid) has no whitespace between its
 /// tokens and nests at most [`MAX_PLAIN_NESTING`] deep.
 fn is_compact(json: &str) -> bool {
-    let layout = keytrail_core::json::layout(json.as_bytes(), MAX_PLAIN_NESTING);
+    let layout = json::layout(json.as_bytes(), MAX_PLAIN_NESTING);
     layout.deepest <= MAX_PLAIN_NESTING && !layout.spaced
 }
 

@@ -194,7 +194,7 @@ impl IncomingBatch {
                         // Room for as many more events of this size as the
                         // rest of the request could hold, instead of
                         // growing (and moving) one by one.
-                        let more = buf.remaining() / (len + 2) + 1;
+                        let more = (buf.remaining() - len) / (len + 2) + 1;
                         self.events.reserve(more.min(MAX_RESERVED_EVENTS));
                     }
                     let at = self.events.len();
@@ -204,6 +204,8 @@ impl IncomingBatch {
                     spare = blank_event();
                     &mut spare
                 };
+                // On a decoding error the half-decoded event stays, but the
+                // whole batch is thrown away (`ForwardMessage::merge_field`).
                 let outcome = if buf.chunk().len() >= len {
                     let outcome = decode_event(event, &mut self.topic, &buf.chunk()[..len])?;
                     buf.advance(len);
@@ -373,8 +375,8 @@ impl<'a, 'e> Draft<'a, 'e> {
         Ok(())
     }
 
-    /// The event, or why keytrail would never have sent it (checked in the
-    /// order `Event::try_from` checks).
+    /// Completes the event in place, or says why keytrail would never have
+    /// sent it (checked in the order `Event::try_from` checks).
     fn finish(mut self, last_topic: &mut Option<Arc<str>>) -> Result<(), ConvertError> {
         let event = &mut *self.event;
         event.source = source_from_proto(self.source)?;
@@ -832,6 +834,9 @@ mod tests {
             "\"caf\u{e9}\"",
             "\"tab\there\"",
             "\"nul\u{0}\"",
+            "\"unit separator\u{1f}\"",
+            "\"delete\u{7f}\"",
+            r#""a b""#,
             r#""a\"b""#,
             r#""a\\""#,
             r#""open"#,
@@ -839,6 +844,8 @@ mod tests {
             "-0",
             "-7",
             "01",
+            "-01",
+            "00",
             "-",
             "1.5",
             "1e3",

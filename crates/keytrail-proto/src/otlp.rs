@@ -319,12 +319,12 @@ impl<O: Out> ContractObject for Attributes<'_, O> {
     /// is left out).
     fn details(&mut self, member: Member, details: &Details) {
         let prefix = member.name();
-        for (name, json) in details.iter() {
-            if let Some(text) = json::plain_string(json) {
+        for (name, value) in details.iter() {
+            if let Some(text) = json::plain_string(value) {
                 attribute(self.out, prefix, name, &Text(text));
-            } else if let Some(int) = small_json_int(json) {
+            } else if let Some(int) = small_json_int(value) {
                 attribute(self.out, prefix, name, &Int(int));
-            } else if let Ok(parsed) = serde_json::from_str::<Value>(json) {
+            } else if let Ok(parsed) = serde_json::from_str::<Value>(value) {
                 attribute(self.out, prefix, name, &Json(&parsed));
             }
         }

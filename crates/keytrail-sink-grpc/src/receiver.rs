@@ -19,7 +19,8 @@
 //!    (rule 6), and the expected sequence advances.
 //! 4. The batch is appended to the output file as NDJSON, one event per
 //!    line, exactly the JSON `keytrail normalize` prints; the file is
-//!    flushed, and only then is the batch answered `ACCEPTED` (rule 4).
+//!    written (handed to the system, not synced to disk), and only then is
+//!    the batch answered `ACCEPTED` (rule 4).
 //!    A write error answers `REJECTED_RETRYABLE`.
 //!
 //! It serves the gRPC health service (`keytrail.v1.ForwardService` is
@@ -292,7 +293,7 @@ impl Receiver {
                     pause_after: config.pause_after,
                     pause: Duration::from_millis(config.pause_ms),
                 },
-                out: tokio::sync::Mutex::new(Arc::new(out)),
+                out: Arc::new(tokio::sync::Mutex::new(out)),
                 current: Mutex::new(HashMap::new()),
                 streams: AtomicU64::new(0),
                 in_order: AtomicU64::new(0),
@@ -425,7 +426,7 @@ struct Faults {
 struct State {
     faults: Faults,
     /// The output; held while a batch is written, so batches never mix.
-    out: tokio::sync::Mutex<Arc<std::fs::File>>,
+    out: Arc<tokio::sync::Mutex<std::fs::File>>,
     /// The current stream of each sender with a stream open (rule 7).
     current: Mutex<HashMap<String, u64>>,
     streams: AtomicU64,
@@ -525,15 +526,13 @@ impl State {
             lines.push(b'\n');
         }
 
-        let out = self.out.lock().await;
+        let out = Arc::clone(&self.out).lock_owned().await;
         if !self.is_current(sender_id, stream) {
             return Err(Status::aborted(
                 "a newer stream of this sender replaced this one",
             ));
         }
-        let written = write(&out, lines).await;
-        drop(out);
-        if let Err(error) = written {
+        if let Err(error) = write(out, lines).await {
             return Ok(self.refuse(sequence, false, format!("cannot write the output: {error}")));
         }
 
@@ -577,15 +576,20 @@ const KEPT_LINES_BYTES: usize = 4 << 20;
 
 /// Appends `lines` to the output on tokio's blocking pool. The buffer
 /// itself goes there and comes back, where `tokio::fs::File` would copy it
-/// (half a megabyte per batch of 500 events).
-async fn write(out: &Arc<std::fs::File>, lines: &mut Vec<u8>) -> std::io::Result<()> {
-    let out = Arc::clone(out);
+/// (half a megabyte per batch of 500 events). The output stays locked
+/// until the write ends, even if the caller stops waiting.
+async fn write(
+    out: tokio::sync::OwnedMutexGuard<std::fs::File>,
+    lines: &mut Vec<u8>,
+) -> std::io::Result<()> {
     let buffer = std::mem::take(lines);
     let (buffer, written) = tokio::task::spawn_blocking(move || {
         let written = (&*out).write_all(&buffer);
         (buffer, written)
     })
     .await
+    // The task did not run to the end (the runtime is shutting down): the
+    // buffer is gone with it, and the next batch starts a new one.
     .map_err(std::io::Error::other)?;
     *lines = buffer;
     written
@@ -716,6 +720,7 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_batch_the_output_cannot_take_is_refused_for_now() {
         // /dev/full takes the open and fails every write (ENOSPC).
