@@ -497,6 +497,7 @@ fn read_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn run_on(input: &str, limit: usize) -> (Vec<serde_json::Value>, String) {
         let transforms = Transforms::build(&Config::default()).expect("default config builds");
@@ -598,6 +599,107 @@ mod tests {
             String::from_utf8_lossy(&err3)
         );
         assert_eq!(format!("{stats1:?}"), format!("{stats3:?}"));
+    }
+
+    /// Hands out at most a few bytes per read, a different number each
+    /// time, as a pipe may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        state: u64,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.state = self.state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let most = 1 + (self.state >> 33) as usize % 70_000;
+            let n = most.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Runs both loops over `input` and checks that they agree; returns
+    /// the bad-lines report.
+    fn same_as_one_thread(input: &[u8], limit: usize) -> String {
+        let transforms = Transforms::build(&Config::default()).expect("default config builds");
+        let (mut out1, mut err1, mut stats1) = (Vec::new(), Vec::new(), Stats::default());
+        normalize_stream(input, &mut out1, &mut err1, &transforms, limit, &mut stats1)
+            .expect("runs");
+        let (mut out2, mut err2, mut stats2) = (Vec::new(), Vec::new(), Stats::default());
+        let trickle = Trickle {
+            data: input,
+            state: input.len() as u64,
+        };
+        normalize_parallel(
+            BufReader::with_capacity(4096, trickle),
+            &mut out2,
+            &mut err2,
+            &transforms,
+            limit,
+            2,
+            &mut stats2,
+        )
+        .expect("runs");
+        assert!(
+            out1 == out2,
+            "stdout differs: {} against {} bytes",
+            out1.len(),
+            out2.len()
+        );
+        let err1 = String::from_utf8(err1).expect("utf-8");
+        assert_eq!(err1, String::from_utf8(err2).expect("utf-8"));
+        assert_eq!(format!("{stats1:?}"), format!("{stats2:?}"));
+        err1
+    }
+
+    #[test]
+    fn chunks_cut_anywhere_read_like_lines() {
+        let event = r#"{"timestamp":"2026-03-24T18:00:18.936Z","level":"ERROR","event":"SSL_ERROR","category":"SYSTEM","result":"ERROR"}"#;
+        let limit = 1000;
+        // Lines over the limit by one byte and by more than a chunk, lines
+        // of exactly the limit, empty lines and CRLF, in an order that puts
+        // each kind across chunk and read boundaries somewhere.
+        let kinds: [Vec<u8>; 8] = [
+            event.as_bytes().to_vec(),
+            format!("{event}\r").into_bytes(),
+            Vec::new(),
+            vec![b'x'; limit],
+            vec![b'y'; limit + 1],
+            vec![b'z'; 2 * CHUNK_BYTES + 17],
+            b"not json".to_vec(),
+            format!(
+                "{{\"timestamp\":\"2026-03-24T18:00:18Z\",\"event\":\"X\",\"pad\":\"{}\"}}",
+                "p".repeat(limit - 70)
+            )
+            .into_bytes(),
+        ];
+        let mut state = 11u64;
+        let mut input = Vec::new();
+        for _ in 0..8000 {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            // The huge line only now and then.
+            let kind = (state >> 33) as usize % 64;
+            let kind = if kind == 5 || kind >= kinds.len() { kind % 5 } else { kind };
+            input.extend_from_slice(&kinds[kind]);
+            input.push(b'\n');
+            if state.is_multiple_of(1000) {
+                input.extend_from_slice(&kinds[5]);
+                input.push(b'\n');
+            }
+        }
+        let err = same_as_one_thread(&input, limit);
+        assert!(err.contains("too_large") && err.contains("invalid_json"));
+        // Whatever the input ends with, with and without a final `\n`.
+        for last in &kinds {
+            let mut ending = input.clone();
+            ending.extend_from_slice(last);
+            same_as_one_thread(&ending, limit);
+            ending.push(b'\n');
+            same_as_one_thread(&ending, limit);
+        }
+        same_as_one_thread(b"", limit);
+        same_as_one_thread(b"\n", limit);
     }
 
     #[test]
