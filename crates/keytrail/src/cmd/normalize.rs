@@ -610,7 +610,10 @@ mod tests {
 
     impl Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.state = self.state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            self.state = self
+                .state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             let most = 1 + (self.state >> 33) as usize % 70_000;
             let n = most.min(buf.len()).min(self.data.len());
             buf[..n].copy_from_slice(&self.data[..n]);
@@ -677,10 +680,16 @@ mod tests {
         let mut state = 11u64;
         let mut input = Vec::new();
         for _ in 0..8000 {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             // The huge line only now and then.
             let kind = (state >> 33) as usize % 64;
-            let kind = if kind == 5 || kind >= kinds.len() { kind % 5 } else { kind };
+            let kind = if kind == 5 || kind >= kinds.len() {
+                kind % 5
+            } else {
+                kind
+            };
             input.extend_from_slice(&kinds[kind]);
             input.push(b'\n');
             if state.is_multiple_of(1000) {
