@@ -45,7 +45,7 @@ pub mod v1 {
 }
 
 /// The feed's server reading its requests as
-/// [`ForwardMessage`](decode::ForwardMessage): the same service and route as
+/// [`ForwardMessage`]: the same service and route as
 /// [`v1::forward_service_server`], events decoded straight into core events.
 #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::nursery)]
 pub mod incoming {
