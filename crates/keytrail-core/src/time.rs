@@ -93,20 +93,24 @@ impl Timestamp {
     pub(crate) fn format(self, buf: &mut [u8; 32]) -> &str {
         let days = self.0.div_euclid(MILLIS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
-        if !(0..=9999).contains(&year) {
+        let Ok(year @ 0..=9999) = u32::try_from(year) else {
             return self.format_with_chrono(buf);
-        }
-        let in_day = self.0.rem_euclid(MILLIS_PER_DAY);
-        let fields: [(usize, i64, usize); 7] = [
-            (0, year, 4),
-            (5, month, 2),
-            (8, day, 2),
-            (11, in_day / 3_600_000, 2),
-            (14, in_day / 60_000 % 60, 2),
-            (17, in_day / 1000 % 60, 2),
-            (20, in_day % 1000, 3),
-        ];
-        write_fields(buf, fields)
+        };
+        // Below a day: fits a u32, and its divisions are cheaper so.
+        let in_day = self.0.rem_euclid(MILLIS_PER_DAY) as u32;
+        let seconds = in_day / 1000;
+        write_parts(
+            buf,
+            [
+                year,
+                month as u32,
+                day as u32,
+                seconds / 3600,
+                seconds / 60 % 60,
+                seconds % 60,
+                in_day % 1000,
+            ],
+        )
     }
 
     /// [`Timestamp::format`] for years outside 0..=9999 (clamped) and out
@@ -115,20 +119,17 @@ impl Timestamp {
         let Some(dt) = DateTime::<Utc>::from_timestamp_millis(self.0) else {
             return "1970-01-01T00:00:00.000Z";
         };
-        let year = dt.year().clamp(0, 9999) as u32;
-        let millis = dt.timestamp_subsec_millis();
-        let fields: [(usize, u32, usize); 7] = [
-            (0, year, 4),
-            (5, dt.month(), 2),
-            (8, dt.day(), 2),
-            (11, dt.hour(), 2),
-            (14, dt.minute(), 2),
-            (17, dt.second(), 2),
-            (20, millis, 3),
-        ];
-        write_fields(
+        write_parts(
             buf,
-            fields.map(|(at, value, width)| (at, i64::from(value), width)),
+            [
+                dt.year().clamp(0, 9999) as u32,
+                dt.month(),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.timestamp_subsec_millis(),
+            ],
         )
     }
 }
@@ -146,22 +147,32 @@ const DIGIT_PAIRS: [[u8; 2]; 100] = {
     pairs
 };
 
-/// Writes the contract form from its fields (position, value, width; every
-/// value fits its width), two digits at a time.
-fn write_fields(buf: &mut [u8; 32], fields: [(usize, i64, usize); 7]) -> &str {
-    buf[..24].copy_from_slice(b"0000-00-00T00:00:00.000Z");
-    for (at, value, width) in fields {
-        let mut value = value.unsigned_abs() as usize;
-        let mut end = at + width;
-        while end > at + 1 {
-            buf[end - 2..end].copy_from_slice(&DIGIT_PAIRS[value % 100]);
-            value /= 100;
-            end -= 2;
-        }
-        if end > at {
-            buf[at] = b'0' + (value % 10) as u8;
-        }
-    }
+/// The two digits of `n % 100`.
+#[inline(always)]
+fn pair(n: u32) -> [u8; 2] {
+    DIGIT_PAIRS[(n % 100) as usize]
+}
+
+/// Writes the contract form of year (below 10,000), month, day, hour,
+/// minute, second and millisecond (below 1,000), each at its fixed place.
+fn write_parts(
+    buf: &mut [u8; 32],
+    [year, month, day, hour, minute, second, millis]: [u32; 7],
+) -> &str {
+    let [y1, y2] = pair(year / 100);
+    let [y3, y4] = pair(year);
+    let [mo1, mo2] = pair(month);
+    let [d1, d2] = pair(day);
+    let [h1, h2] = pair(hour);
+    let [mi1, mi2] = pair(minute);
+    let [s1, s2] = pair(second);
+    let [ms2, ms3] = pair(millis);
+    let ms1 = b'0' + (millis / 100 % 10) as u8;
+    let text: [u8; 24] = [
+        y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2,
+        b'.', ms1, ms2, ms3, b'Z',
+    ];
+    buf[..24].copy_from_slice(&text);
     // Only ASCII digits and separators were written.
     std::str::from_utf8(&buf[..24]).unwrap_or("1970-01-01T00:00:00.000Z")
 }
@@ -415,6 +426,14 @@ mod tests {
                 Timestamp(millis).format_with_chrono(&mut other),
                 "{millis}"
             );
+            // And the digits as chrono writes them, where the year has four.
+            let dt = DateTime::<Utc>::from_timestamp_millis(millis).expect("in range");
+            if (0..=9999).contains(&dt.year()) {
+                assert_eq!(
+                    Timestamp(millis).format(&mut buf),
+                    dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+                );
+            }
             millis += 9_876_543_211;
         }
         for millis in [i64::MIN, i64::MAX, -1, 0, 951_782_400_000] {
