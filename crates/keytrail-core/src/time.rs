@@ -96,7 +96,8 @@ impl Timestamp {
         let Ok(year @ 0..=9999) = u32::try_from(year) else {
             return self.format_with_chrono(buf);
         };
-        // Below a day: fits a u32, and its divisions are cheaper so.
+        // The time of day is below 86,400,000 ms, so it fits a u32, whose
+        // divisions are cheaper than an i64's.
         let in_day = self.0.rem_euclid(MILLIS_PER_DAY) as u32;
         let seconds = in_day / 1000;
         write_parts(
@@ -431,7 +432,8 @@ mod tests {
             if (0..=9999).contains(&dt.year()) {
                 assert_eq!(
                     Timestamp(millis).format(&mut buf),
-                    dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+                    dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                    "{millis}"
                 );
             }
             millis += 9_876_543_211;

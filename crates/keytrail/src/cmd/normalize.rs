@@ -601,8 +601,8 @@ mod tests {
         assert_eq!(format!("{stats1:?}"), format!("{stats3:?}"));
     }
 
-    /// Hands out at most a few bytes per read, a different number each
-    /// time, as a pipe may.
+    /// Hands out 1 to 5,000 bytes per read, a different number each time,
+    /// as a pipe may.
     struct Trickle<'a> {
         data: &'a [u8],
         state: u64,
@@ -614,7 +614,7 @@ mod tests {
                 .state
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1);
-            let most = 1 + (self.state >> 33) as usize % 70_000;
+            let most = 1 + (self.state >> 33) as usize % 5_000;
             let n = most.min(buf.len()).min(self.data.len());
             buf[..n].copy_from_slice(&self.data[..n]);
             self.data = &self.data[n..];
@@ -635,7 +635,8 @@ mod tests {
             state: input.len() as u64,
         };
         normalize_parallel(
-            BufReader::with_capacity(4096, trickle),
+            // Larger than any read, so each read's size reaches the loop.
+            BufReader::with_capacity(1 << 16, trickle),
             &mut out2,
             &mut err2,
             &transforms,
@@ -657,12 +658,14 @@ mod tests {
     }
 
     #[test]
-    fn chunks_cut_anywhere_read_like_lines() {
+    fn parallel_matches_one_thread_on_uneven_reads() {
         let event = r#"{"timestamp":"2026-03-24T18:00:18.936Z","level":"ERROR","event":"SSL_ERROR","category":"SYSTEM","result":"ERROR"}"#;
         let limit = 1000;
-        // Lines over the limit by one byte and by more than a chunk, lines
-        // of exactly the limit, empty lines and CRLF, in an order that puts
-        // each kind across chunk and read boundaries somewhere.
+        // Lines of exactly the limit, one byte over it and over two chunks
+        // long, empty lines and CRLF, mixed so that read boundaries fall
+        // inside each kind somewhere. (Chunks end at line ends; the reader
+        // skips a line over the limit.) Both loops share `read_line` and
+        // `one_line`: the limit itself is checked by the test below.
         let kinds: [Vec<u8>; 8] = [
             event.as_bytes().to_vec(),
             format!("{event}\r").into_bytes(),
@@ -709,6 +712,17 @@ mod tests {
         }
         same_as_one_thread(b"", limit);
         same_as_one_thread(b"\n", limit);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_read() {
+        let input = format!("{}\n{}\n", "x".repeat(100), "y".repeat(101));
+        let (events, err) = run_on(&input, 100);
+        assert!(events.is_empty());
+        assert_eq!(
+            err,
+            "{\"error\":\"invalid_json\",\"line\":1}\n{\"error\":\"too_large\",\"line\":2}\n"
+        );
     }
 
     #[test]
