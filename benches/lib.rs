@@ -1,11 +1,15 @@
-//! What the benches and the measuring programs share: the bench corpus.
+//! What the benches and the measuring programs share: the bench corpus,
+//! and the passes of group `normalize` that the paired ratios repeat.
 //!
 //! The corpus is `benches/data/corpus.jsonl`, written by `make bench` with
 //! `keytrail gen --seed 1` (not committed); set `KEYTRAIL_BENCH_CORPUS` to
 //! use another file. Every bench reads the same bytes, so every figure in
 //! `BENCHMARKS.md` is a ratio over the same input.
 
+use std::hint::black_box;
 use std::path::PathBuf;
+
+use keytrail_core::{RecordMeta, Transform as _};
 
 /// Where the corpus is.
 pub fn corpus_path() -> PathBuf {
@@ -36,6 +40,56 @@ pub fn corpus() -> Vec<Vec<u8>> {
 /// Total bytes of the lines.
 pub fn total_bytes(lines: &[Vec<u8>]) -> usize {
     lines.iter().map(Vec::len).sum()
+}
+
+/// One pass of the baseline: each line parsed into a `serde_json::Value`
+/// and dropped, what a generic pipeline does first.
+pub fn value_parse_pass(lines: &[Vec<u8>]) {
+    for line in lines {
+        let _ = black_box(serde_json::from_slice::<serde_json::Value>(line));
+    }
+}
+
+/// One pass of the fastest validating parser we found: each line into a
+/// `sonic_rs::Value`, dropped.
+pub fn sonic_parse_pass(lines: &[Vec<u8>]) {
+    for line in lines {
+        let _ = black_box(sonic_rs::from_slice::<sonic_rs::Value>(line));
+    }
+}
+
+/// keytrail's three transforms with their default settings, as `keytrail
+/// run` builds them.
+#[derive(Default)]
+pub struct Transforms {
+    normalizer: keytrail_transform_normalize::Normalizer,
+    enricher: keytrail_transform_enrich::Enricher,
+    classifier: keytrail_transform_classify::Classifier,
+    meta: RecordMeta,
+}
+
+impl Transforms {
+    /// The transforms.
+    pub fn new() -> Transforms {
+        Transforms::default()
+    }
+
+    /// Normalizes, enriches and classifies one line; `None` for a line the
+    /// normalizer refuses.
+    #[inline]
+    pub fn event(&self, line: &[u8]) -> Option<keytrail_core::Event> {
+        let mut event = self.normalizer.normalize_line(line, &self.meta).ok()?;
+        self.enricher.apply(&mut event);
+        self.classifier.apply(&mut event);
+        Some(event)
+    }
+
+    /// One pass over the lines, each event kept until the next line.
+    pub fn pass(&self, lines: &[Vec<u8>]) {
+        for line in lines {
+            black_box(self.event(line));
+        }
+    }
 }
 
 /// Records per batch from the source (`kafka.batch_max_records` default).

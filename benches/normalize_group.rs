@@ -4,10 +4,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput};
-use keytrail_core::{Event, RecordMeta, Transform};
-use keytrail_transform_classify::Classifier;
-use keytrail_transform_enrich::Enricher;
-use keytrail_transform_normalize::Normalizer;
+use keytrail_benches::Transforms;
+use keytrail_core::Event;
 
 /// How a bench writes one event's contract JSON.
 type WriteJson = fn(&Event, &mut Vec<u8>);
@@ -16,37 +14,18 @@ type WriteJson = fn(&Event, &mut Vec<u8>);
 pub fn run(c: &mut Criterion, name: &str) {
     let lines = keytrail_benches::corpus();
     let bytes = keytrail_benches::total_bytes(&lines);
-    let normalizer = Normalizer::default();
-    let enricher = Enricher::new();
-    let classifier = Classifier::new();
-    let meta = RecordMeta::default();
+    let transforms = Transforms::new();
 
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(lines.len() as u64));
     group.bench_function("serde_json_value_parse_only", |b| {
-        b.iter(|| {
-            for line in &lines {
-                let _ = black_box(serde_json::from_slice::<serde_json::Value>(line));
-            }
-        });
+        b.iter(|| keytrail_benches::value_parse_pass(&lines));
     });
     group.bench_function("sonic_rs_value_parse_only", |b| {
-        b.iter(|| {
-            for line in &lines {
-                let _ = black_box(sonic_rs::from_slice::<sonic_rs::Value>(line));
-            }
-        });
+        b.iter(|| keytrail_benches::sonic_parse_pass(&lines));
     });
     group.bench_function("keytrail_normalize_enrich_classify", |b| {
-        b.iter(|| {
-            for line in &lines {
-                if let Ok(mut event) = normalizer.normalize_line(line, &meta) {
-                    enricher.apply(&mut event);
-                    classifier.apply(&mut event);
-                    black_box(&event);
-                }
-            }
-        });
+        b.iter(|| transforms.pass(&lines));
     });
     let mut out = Vec::with_capacity(bytes * 2);
     group.bench_function("serde_json_value_roundtrip", |b| {
@@ -74,9 +53,7 @@ pub fn run(c: &mut Criterion, name: &str) {
             b.iter(|| {
                 out.clear();
                 for line in &lines {
-                    if let Ok(mut event) = normalizer.normalize_line(line, &meta) {
-                        enricher.apply(&mut event);
-                        classifier.apply(&mut event);
+                    if let Some(event) = transforms.event(line) {
                         write(&event, &mut out);
                         out.push(b'\n');
                     }
