@@ -42,6 +42,55 @@ pub fn total_bytes(lines: &[Vec<u8>]) -> usize {
     lines.iter().map(Vec::len).sum()
 }
 
+/// Criterion's options that take a value as the next argument, so that the
+/// value is not read as a filter when `cargo bench` hands the same
+/// arguments to every bench.
+const VALUED_OPTIONS: [&str; 16] = [
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--save-baseline",
+    "-s",
+    "--baseline",
+    "-b",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--profile-time",
+    "--color",
+    "--output-format",
+];
+
+/// For the benches with their own `main`: whether the bench `name` runs
+/// with the process's arguments. It runs under `cargo bench` (which passes
+/// `--bench`) when no filter is given or `name` contains the filter (the
+/// first argument that is neither an option nor an option's value), as
+/// criterion's benches do; `--list` prints its name instead.
+pub fn selected(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return false;
+    }
+    if args.iter().any(|a| a == "--list") {
+        println!("{name}: bench");
+        return false;
+    }
+    let mut filter = "";
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if VALUED_OPTIONS.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filter = arg;
+            break;
+        }
+    }
+    name.contains(filter)
+}
+
 /// One pass of the baseline: each line parsed into a `serde_json::Value`
 /// and dropped, what a generic pipeline does first.
 pub fn value_parse_pass(lines: &[Vec<u8>]) {
@@ -87,7 +136,9 @@ impl Transforms {
     /// One pass over the lines, each event kept until the next line.
     pub fn pass(&self, lines: &[Vec<u8>]) {
         for line in lines {
-            black_box(self.event(line));
+            if let Some(event) = self.event(line) {
+                black_box(&event);
+            }
         }
     }
 }

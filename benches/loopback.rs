@@ -87,14 +87,7 @@ fn main() {
         consume_floor(&args[at + 1..]);
         return;
     }
-    // `cargo bench` passes `--bench`; a filter that does not name this
-    // bench skips it (like criterion's filters).
-    let filter = args
-        .iter()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map_or("", String::as_str);
-    if !"loopback".contains(filter) {
+    if !keytrail_benches::selected("loopback") {
         return;
     }
     let total: usize = std::env::var("KEYTRAIL_LOOPBACK_EVENTS")

@@ -37,11 +37,7 @@ const SONIC: usize = 1;
 const KEYTRAIL: usize = 2;
 
 fn main() {
-    let filter = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .unwrap_or_default();
-    if !"ratio".contains(filter.as_str()) {
+    if !keytrail_benches::selected("ratio") {
         return;
     }
     let rounds = std::env::var("KEYTRAIL_RATIO_ROUNDS")
