@@ -37,10 +37,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use keytrail_core::{RecordMeta, Transform};
-use keytrail_transform_classify::Classifier;
-use keytrail_transform_enrich::Enricher;
-use keytrail_transform_normalize::Normalizer;
+use keytrail_benches::Transforms;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 
@@ -86,23 +83,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-struct Stages {
-    normalizer: Normalizer,
-    enricher: Enricher,
-    classifier: Classifier,
-    meta: RecordMeta,
-}
-
 #[inline(never)]
-fn pass_transforms(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
+fn pass_transforms(stages: &Transforms, lines: &[Vec<u8>]) -> u64 {
     let mut events = 0;
     for line in lines {
-        if let Ok(mut event) = stages.normalizer.normalize_line(line, &stages.meta) {
-            stages.enricher.apply(&mut event);
-            stages.classifier.apply(&mut event);
-            black_box(&event);
-            events += 1;
-        }
+        let kept = stages.with_event(line, |event| {
+            black_box(event);
+        });
+        events += u64::from(kept.is_some());
     }
     events
 }
@@ -110,73 +98,54 @@ fn pass_transforms(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
 /// The transforms as `keytrail run` applies them: batches of 1000 records,
 /// each stage over the whole batch before the next.
 #[inline(never)]
-fn pass_transforms_batched(stages: &Stages, lines: &[Vec<u8>]) -> u64 {
+fn pass_transforms_batched(stages: &Transforms, lines: &[Vec<u8>]) -> u64 {
     let mut events = 0;
     for records in lines.chunks(1000) {
-        let batch = transformed(stages, records);
+        let batch = stages.batch(records);
         events += batch.events.len() as u64;
         black_box(&batch);
     }
     events
 }
 
-/// One batch of records through the three stages, as
-/// `Transforms::batch` in the binary does it.
-fn transformed(stages: &Stages, records: &[Vec<u8>]) -> keytrail_core::Batch {
-    let mut batch = keytrail_core::Batch::new(keytrail_core::AckToken::detached());
-    batch.events.reserve(records.len());
-    for record in records {
-        stages
-            .normalizer
-            .normalize_record(record, &stages.meta, &mut batch);
-    }
-    stages.enricher.transform(&mut batch);
-    stages.classifier.transform(&mut batch);
-    batch
-}
-
 #[inline(never)]
-fn pass_json(stages: &Stages, lines: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+fn pass_json(stages: &Transforms, lines: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
     let mut events = 0;
     out.clear();
     for line in lines {
-        if let Ok(mut event) = stages.normalizer.normalize_line(line, &stages.meta) {
-            stages.enricher.apply(&mut event);
-            stages.classifier.apply(&mut event);
-            let _ = serde_json::to_writer(&mut *out, &event);
+        let written = stages.with_event(line, |event| {
+            let _ = serde_json::to_writer(&mut *out, event);
             out.push(b'\n');
-            events += 1;
-        }
+        });
+        events += u64::from(written.is_some());
     }
     black_box(out.len());
     events
 }
 
 #[inline(never)]
-fn pass_json_direct(stages: &Stages, lines: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
+fn pass_json_direct(stages: &Transforms, lines: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
     let mut events = 0;
     out.clear();
     for line in lines {
-        if let Ok(mut event) = stages.normalizer.normalize_line(line, &stages.meta) {
-            stages.enricher.apply(&mut event);
-            stages.classifier.apply(&mut event);
+        let written = stages.with_event(line, |event| {
             event.write_json(out);
             out.push(b'\n');
-            events += 1;
-        }
+        });
+        events += u64::from(written.is_some());
     }
     black_box(out.len());
     events
 }
 
 #[inline(never)]
-fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
+fn pass_proto(stages: &Transforms, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
     use prost::Message;
     let mut events = 0;
     let mut sequence = 0;
     let mut arena = keytrail_proto::EventArena::default();
     for records in lines.chunks(1000) {
-        let batch = transformed(stages, records);
+        let batch = stages.batch(records);
         events += batch.events.len() as u64;
         for chunk in batch.events.chunks(500) {
             sequence += 1;
@@ -193,11 +162,11 @@ fn pass_proto(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
 }
 
 #[inline(never)]
-fn pass_otlp(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
+fn pass_otlp(stages: &Transforms, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
     use prost::Message;
     let mut events = 0;
     for records in lines.chunks(1000) {
-        let batch = transformed(stages, records);
+        let batch = stages.batch(records);
         events += batch.events.len() as u64;
         let encoded = keytrail_proto::EncodedEvents::encode_with(&batch.events, 1536, |e, out| {
             keytrail_proto::encode_log_record(e, 1, out);
@@ -218,11 +187,11 @@ fn pass_otlp(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
 }
 
 #[inline(never)]
-fn pass_otlp_messages(stages: &Stages, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
+fn pass_otlp_messages(stages: &Transforms, lines: &[Vec<u8>], wire: &mut Vec<u8>) -> u64 {
     use prost::Message;
     let mut events = 0;
     for records in lines.chunks(1000) {
-        let batch = transformed(stages, records);
+        let batch = stages.batch(records);
         events += batch.events.len() as u64;
         for chunk in batch.events.chunks(500) {
             let request = ExportLogsServiceRequest {
@@ -277,12 +246,7 @@ fn main() {
     let passes: u64 = args.next().and_then(|p| p.parse().ok()).unwrap_or(1);
     let lines = keytrail_benches::corpus();
     let bytes = keytrail_benches::total_bytes(&lines);
-    let stages = Stages {
-        normalizer: Normalizer::default(),
-        enricher: Enricher::new(),
-        classifier: Classifier::new(),
-        meta: RecordMeta::default(),
-    };
+    let stages = Transforms::new();
     let mut out = Vec::with_capacity(bytes * 2);
     let requests = if mode.starts_with("receive") {
         keytrail_benches::feed_requests(&lines)
