@@ -29,11 +29,13 @@ const OWNED_PROPERTIES: &[&str] = &[
 ///   with the default, a 2-core loopback stalled at ~80 k events/s.
 /// - `fetch.wait.max.ms`: how long the broker may hold a fetch that finds
 ///   no new data (default 500 ms). librdkafka keeps one fetch in flight per
-///   broker, so a fetch that names only partitions already read to their
-///   end holds up the partitions that still have a backlog. With the
-///   default, a 2-core loopback idled in both processes for 250–400 ms
-///   several times a run; with 100 ms (Vector's default too), it did not.
-///   A caught-up consumer then fetches ten times a second per broker.
+///   broker; as far as we can tell, a fetch that names only partitions
+///   already read to their end then holds up the ones that still have a
+///   backlog. With the default, a 2-core loopback on librdkafka's
+///   one-broker mock cluster (301 partitions) idled in both processes for
+///   250–400 ms one to four times a run; with 100 ms (Vector's default
+///   too), it did not. A consumer with nothing new to read then fetches
+///   ten times a second per broker.
 /// - `queued.max.messages.kbytes`: the prefetch queue's size (default
 ///   64 MiB). With fetching resumed promptly, 32 MiB keeps the pipeline fed
 ///   and the process smaller.
