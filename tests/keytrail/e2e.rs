@@ -335,3 +335,21 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
     );
     assert_committed_to_end(&kafka, group, topic, partitions);
 }
+
+/// `keytrail` turns transparent huge pages off for itself (see `main.rs`);
+/// the kernel reports the flag in `/proc/<pid>/status` since Linux 5.0.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn keytrail_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = free_port();
+    let receiver = spawn_receiver(listen, &dir.path().join("out.jsonl"), &[]);
+    wait_listening(listen, TIMEOUT).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", receiver.0.id()))
+        .expect("the process's status");
+    let thp = status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "THP_enabled in /proc/<pid>/status");
+}

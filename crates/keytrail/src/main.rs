@@ -13,6 +13,21 @@ use keytrail::{cmd, generate};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc asks for
+/// them on its arenas, and then the first touch of each 2 MiB region has
+/// the kernel clear all of it, however little of it is used. In the
+/// loopback bench the clearing was about a tenth of `keytrail run`'s CPU
+/// samples; without huge pages it used 4 % less CPU and 10-25 MiB less
+/// peak RSS (BENCHMARKS.md, eighteenth round). The working set is streamed
+/// data, which gains little from fewer TLB misses. The kernel checks the
+/// flag at each fault, so memory mapped before this call obeys it too.
+fn without_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(err) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %err, "transparent huge pages left as the system sets them");
+    }
+}
+
 /// HSM and key-management audit logs: normalized, classified, counted and
 /// forwarded without losing one.
 #[derive(Debug, Parser)]
@@ -53,6 +68,7 @@ fn main() -> ExitCode {
         "info"
     };
     logging::init(cli.log_format, default_level);
+    without_transparent_huge_pages();
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
