@@ -125,11 +125,15 @@ impl DeadLetterWriter {
         Ok(DeadLetterWriter::File { path, file })
     }
 
-    /// Writes the letters and returns once the write is confirmed.
-    pub async fn write(&mut self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
+    /// Writes the letters and returns once the write is confirmed: one
+    /// `fsync` for all of them, or every delivery report.
+    pub async fn write<'a>(
+        &mut self,
+        letters: impl IntoIterator<Item = &'a DeadLetter>,
+    ) -> Result<(), DeadLetterError> {
         match self {
             DeadLetterWriter::Kafka { producer, topic } => {
-                let sends = letters.iter().map(|letter| {
+                let sends = letters.into_iter().map(|letter| {
                     let headers = headers(letter);
                     let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic.as_str())
                         .payload(&letter.payload[..])
@@ -145,7 +149,7 @@ impl DeadLetterWriter {
                 Ok(())
             }
             DeadLetterWriter::File { path, file } => {
-                let mut buf = Vec::with_capacity(letters.len() * 256);
+                let mut buf = Vec::new();
                 for letter in letters {
                     let text = std::str::from_utf8(&letter.payload).ok();
                     let line = FileLine {
@@ -216,28 +220,60 @@ fn headers(letter: &DeadLetter) -> OwnedHeaders {
     headers
 }
 
-/// The dead-letter task: writes each batch (retrying with backoff until the
-/// write is confirmed), then acknowledges it. Ends when the channel closes.
+/// Most batches the task writes with one confirmation.
+const GROUP_MAX_BATCHES: usize = 64;
+
+/// How long the first batch of a group waits for more. A dead letter's
+/// acknowledgement only lets its offsets be committed (every
+/// `commit_interval_ms`), so waiting costs no delivery time, and a busy
+/// pipeline pays for one `fsync` per group instead of one per batch.
+const GROUP_LINGER: Duration = Duration::from_millis(20);
+
+/// The dead-letter task: writes the batches that arrive within
+/// [`GROUP_LINGER`] of each other together (retrying with backoff until the
+/// write is confirmed), then acknowledges each. Ends when the channel
+/// closes.
 pub async fn run(mut writer: DeadLetterWriter, mut input: mpsc::Receiver<DeadLetterBatch>) {
-    while let Some(DeadLetterBatch { letters, ack }) = input.recv().await {
-        if letters.is_empty() {
-            ack.ack();
+    let mut received = Vec::with_capacity(GROUP_MAX_BATCHES);
+    let mut group = Vec::with_capacity(GROUP_MAX_BATCHES);
+    while input.recv_many(&mut received, GROUP_MAX_BATCHES).await > 0 {
+        let deadline = tokio::time::Instant::now() + GROUP_LINGER;
+        while received.len() < GROUP_MAX_BATCHES {
+            let room = GROUP_MAX_BATCHES - received.len();
+            match tokio::time::timeout_at(deadline, input.recv_many(&mut received, room)).await {
+                // The channel closed, or the group waited long enough.
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        for batch in received.drain(..) {
+            // A batch without letters has nothing to wait for.
+            if batch.letters.is_empty() {
+                batch.ack.ack();
+            } else {
+                group.push(batch);
+            }
+        }
+        if group.is_empty() {
             continue;
         }
         let mut backoff = Duration::from_millis(100);
         loop {
-            match writer.write(&letters).await {
-                Ok(()) => {
-                    telemetry::dead_lettered(&letters);
-                    ack.ack();
-                    break;
-                }
+            match writer
+                .write(group.iter().flat_map(|batch| &batch.letters))
+                .await
+            {
+                Ok(()) => break,
                 Err(error) => {
                     telemetry::dead_letter_write_failed(&error);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
+        }
+        for DeadLetterBatch { letters, ack } in group.drain(..) {
+            telemetry::dead_lettered(&letters);
+            ack.ack();
         }
     }
 }
@@ -246,7 +282,7 @@ pub async fn run(mut writer: DeadLetterWriter, mut input: mpsc::Receiver<DeadLet
 mod tests {
     use std::sync::Arc;
 
-    use keytrail_core::{DeadLetterReason, Origin};
+    use keytrail_core::{AckToken, BatchStatus, DeadLetterReason, Origin};
 
     use super::*;
 
@@ -286,5 +322,62 @@ mod tests {
         assert_eq!(lines[0]["payload"], "not json");
         assert_eq!(lines[1]["payload_base64"], "//4=");
         assert!(lines[1].get("payload").is_none());
+    }
+
+    fn letter(offset: i64) -> DeadLetter {
+        DeadLetter {
+            reason: DeadLetterReason::InvalidJson,
+            detail: None,
+            origin: Some(Origin {
+                topic: Arc::from("audit"),
+                partition: 0,
+                offset,
+            }),
+            line: 1,
+            payload: b"{".to_vec(),
+        }
+    }
+
+    /// Batches queued while the task was busy go out with one write, in
+    /// order, and every one of them is acknowledged as delivered.
+    #[tokio::test]
+    async fn queued_batches_are_written_together_in_order_and_each_acknowledged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dead.jsonl");
+        let writer = DeadLetterWriter::file(path.clone()).await.expect("opens");
+        let statuses = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel(8);
+        let batches = [vec![letter(1), letter(2)], Vec::new(), vec![letter(3)]];
+        for (index, letters) in batches.into_iter().enumerate() {
+            let statuses = Arc::clone(&statuses);
+            let ack = AckToken::new(move |status| {
+                statuses.lock().expect("not poisoned").push((index, status));
+            });
+            tx.send(DeadLetterBatch { letters, ack })
+                .await
+                .expect("queued");
+        }
+        drop(tx);
+        run(writer, rx).await;
+
+        let text = std::fs::read_to_string(&path).expect("reads back");
+        let offsets: Vec<i64> = text
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).expect("json line");
+                line["offset"].as_i64().expect("offset")
+            })
+            .collect();
+        assert_eq!(offsets, [1, 2, 3]);
+        let mut statuses = statuses.lock().expect("not poisoned").clone();
+        statuses.sort_by_key(|(index, _)| *index);
+        assert_eq!(
+            statuses,
+            [
+                (0, BatchStatus::Delivered),
+                (1, BatchStatus::Delivered),
+                (2, BatchStatus::Delivered)
+            ]
+        );
     }
 }
