@@ -343,13 +343,23 @@ async fn a_killed_keytrail_replays_from_the_last_commit() {
 async fn keytrail_runs_without_transparent_huge_pages() {
     let dir = tempfile::tempdir().expect("temp dir");
     let listen = free_port();
-    let receiver = spawn_receiver(listen, &dir.path().join("out.jsonl"), &[]);
+    let mut receiver = spawn_receiver(listen, &dir.path().join("out.jsonl"), &[]);
     wait_listening(listen, TIMEOUT).await;
+    // Another listener on a reused port would pass the wait; an exited
+    // receiver's status has no THP line.
+    assert!(
+        matches!(receiver.0.try_wait(), Ok(None)),
+        "the receiver is running"
+    );
     let status = std::fs::read_to_string(format!("/proc/{}/status", receiver.0.id()))
         .expect("the process's status");
-    let thp = status
+    let Some(thp) = status
         .lines()
         .find_map(|line| line.strip_prefix("THP_enabled:"))
-        .map(str::trim);
-    assert_eq!(thp, Some("0"), "THP_enabled in /proc/<pid>/status");
+    else {
+        eprintln!("this kernel does not report THP_enabled; nothing to check");
+        return;
+    };
+    // Always 0 on a kernel built without transparent huge pages.
+    assert_eq!(thp.trim(), "0", "THP_enabled in /proc/<pid>/status");
 }

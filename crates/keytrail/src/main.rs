@@ -17,15 +17,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// them on its arenas, and then the first touch of each 2 MiB region has
 /// the kernel clear all of it, however little of it is used. In the
 /// loopback bench the clearing was about a tenth of `keytrail run`'s CPU
-/// samples; without huge pages it used 4 % less CPU and 10-25 MiB less
-/// peak RSS (BENCHMARKS.md, eighteenth round). The working set is streamed
-/// data, which gains little from fewer TLB misses. The kernel checks the
-/// flag at each fault, so memory mapped before this call obeys it too.
-fn without_transparent_huge_pages() {
+/// samples; without huge pages it used about 4 % less CPU and 10-15 MiB
+/// less peak RSS (BENCHMARKS.md, eighteenth round). The working set is
+/// streamed data, which gains little from fewer TLB misses. The kernel
+/// checks the flag at each fault: a region first touched after this call
+/// gets 4 KiB pages even if it was mapped before. Called first in `main`;
+/// the result is logged once logging is set up.
+fn without_transparent_huge_pages() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
-    if let Err(err) = rustix::thread::disable_transparent_huge_pages(true) {
-        tracing::debug!(error = %err, "transparent huge pages left as the system sets them");
-    }
+    rustix::thread::disable_transparent_huge_pages(true)?;
+    Ok(())
 }
 
 /// HSM and key-management audit logs: normalized, classified, counted and
@@ -60,6 +61,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let huge_pages_off = without_transparent_huge_pages();
     let cli = Cli::parse();
     // The demo talks through its progress and summary; keep logs to warnings.
     let default_level = if matches!(cli.command, Command::Demo(_)) {
@@ -68,7 +70,9 @@ fn main() -> ExitCode {
         "info"
     };
     logging::init(cli.log_format, default_level);
-    without_transparent_huge_pages();
+    if let Err(err) = huge_pages_off {
+        tracing::debug!(error = %err, "transparent huge pages left as the system sets them");
+    }
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
