@@ -179,8 +179,6 @@ const FEED_PARTITIONS: usize = 32;
 /// event has a Kafka origin, as in `keytrail run`: topic `audit`, the lines
 /// dealt round [`FEED_PARTITIONS`] partitions.
 pub fn feed_requests(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    use std::sync::Arc;
-
     use keytrail_core::{AckToken, Batch, Origin, RecordMeta, Transform as _};
     use prost::Message as _;
 
@@ -189,11 +187,11 @@ pub fn feed_requests(lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let classifier = keytrail_transform_classify::Classifier::new();
     let mut arena = keytrail_proto::EventArena::default();
     let mut batch = Batch::new(AckToken::detached());
-    let topic: Arc<str> = Arc::from("audit");
+    let topic = keytrail_core::Topic::interned("audit");
     for (n, line) in lines.iter().enumerate() {
         let meta = RecordMeta {
             origin: Some(Origin {
-                topic: Arc::clone(&topic),
+                topic: topic.clone(),
                 partition: (n % FEED_PARTITIONS) as i32,
                 offset: (n / FEED_PARTITIONS) as i64,
             }),

@@ -148,6 +148,8 @@ struct PreparedSink {
     /// Events counted by the step, and the threads it ran on.
     events: Arc<AtomicUsize>,
     threads: Arc<Mutex<HashSet<String>>>,
+    /// Events whose origin names the topic `audit`, interned.
+    interned: Arc<AtomicUsize>,
 }
 
 /// Counts a batch's events and names the thread it runs on.
@@ -173,6 +175,12 @@ impl Sink for PreparedSink {
     async fn accept(&mut self, events: SharedEvents, ack: AckToken) -> Result<(), SinkError> {
         if !events.is_empty() {
             self.batches.fetch_add(1, Ordering::SeqCst);
+            let interned = events
+                .iter()
+                .filter_map(|e| e.origin.as_ref())
+                .filter(|o| o.topic == "audit" && o.topic.is_interned())
+                .count();
+            self.interned.fetch_add(interned, Ordering::SeqCst);
             if let Some((count, thread)) = events.prepared::<CountAndWhere, (usize, String)>() {
                 if *count == events.len() {
                     self.prepared.fetch_add(1, Ordering::SeqCst);
@@ -250,6 +258,7 @@ async fn every_record_becomes_an_event_or_a_dead_letter_and_offsets_reach_the_en
     let checked = PreparedSink::default();
     let (batches, prepared) = (Arc::clone(&checked.batches), Arc::clone(&checked.prepared));
     let (stepped, threads) = (Arc::clone(&checked.events), Arc::clone(&checked.threads));
+    let interned = Arc::clone(&checked.interned);
     let running = start(&config, vec![Box::new(move |t| t.with_sink(checked))]);
     wait_for("every event and dead letter", TIMEOUT, || {
         event_ids(&events).len() >= valid.len() && read_lines(&dead).len() >= bad
@@ -266,6 +275,11 @@ async fn every_record_becomes_an_event_or_a_dead_letter_and_offsets_reach_the_en
         "every batch came with its step's result, for its own events"
     );
     assert_eq!(stepped.load(Ordering::SeqCst), valid.len());
+    assert_eq!(
+        interned.load(Ordering::SeqCst),
+        valid.len(),
+        "every event names its topic with the source's interned copy"
+    );
     let threads = threads.lock().expect("lock");
     assert!(
         threads.iter().all(|t| t.starts_with("keytrail-transform-")),

@@ -16,7 +16,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use compact_str::CompactString;
 use serde::ser::{SerializeMap, Serializer};
@@ -24,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::details::Details;
 use crate::time::Timestamp;
+use crate::topic::Topic;
 
 /// Text that is usually a catalog constant and sometimes owned (operator
 /// configuration): borrowing the constant keeps the hot path allocation free.
@@ -423,8 +423,8 @@ pub struct Ocsf {
 /// Where in Kafka the event came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    /// Topic name, shared by every event of the topic.
-    pub topic: Arc<str>,
+    /// Topic name; the Kafka source's are interned ([`Topic`]).
+    pub topic: Topic,
     /// Partition.
     pub partition: i32,
     /// Offset of the record.
@@ -1206,7 +1206,7 @@ mod tests {
             status_id: 2,
         });
         event.origin = Some(Origin {
-            topic: Arc::from(format!("audit{text}")),
+            topic: Topic::from(format!("audit{text}")),
             partition: -1,
             offset: i64::MAX,
         });

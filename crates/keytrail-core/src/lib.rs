@@ -24,6 +24,7 @@ pub mod event;
 pub mod json;
 pub mod stage;
 pub mod time;
+pub mod topic;
 
 pub use batch::{AckToken, Batch, BatchStatus, RawBatch, RawRecord, RecordMeta};
 pub use compact_str::CompactString;
@@ -37,3 +38,4 @@ pub use stage::{
     DeadLetterBatch, Events, Home, Prepare, Prepared, SharedEvents, Sink, SinkError, Transform,
 };
 pub use time::{TimeError, Timestamp};
+pub use topic::Topic;

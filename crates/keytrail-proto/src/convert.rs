@@ -414,7 +414,6 @@ pub(crate) fn severity_from_proto(value: i32) -> Result<Severity, ConvertError> 
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use prost::Message as _;
 
@@ -504,7 +503,7 @@ pub(crate) mod tests {
             status_id: 2,
         });
         event.origin = Some(Origin {
-            topic: Arc::from("audit"),
+            topic: keytrail_core::Topic::from("audit"),
             partition: 2,
             offset: 42,
         });

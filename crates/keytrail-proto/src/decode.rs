@@ -21,12 +21,11 @@
 //!   good and the stream goes on.
 
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock};
 
 use bytes::{Buf, BufMut, Bytes};
 use keytrail_core::{
     Actor, CompactString, Event, KeyFacts, Ocsf, Origin, Reason, Source, Target, Text, Timestamp,
-    TkeFacts,
+    TkeFacts, Topic,
 };
 use prost::DecodeError;
 use prost::encoding::{
@@ -70,7 +69,7 @@ pub struct IncomingBatch {
     /// Events on the wire so far, refused ones included.
     received: usize,
     /// The topic name of the last event with an origin.
-    topic: Option<Arc<str>>,
+    topic: Option<Topic>,
 }
 
 /// An event of a batch that keytrail would never send.
@@ -242,7 +241,7 @@ fn blank_event() -> Event {
 /// the topic name of the batch's last event with an origin.
 fn decode_event(
     event: &mut Event,
-    last_topic: &mut Option<Arc<str>>,
+    last_topic: &mut Option<Topic>,
     mut buf: &[u8],
 ) -> Result<Result<(), ConvertError>, DecodeError> {
     let mut draft = Draft::new(event);
@@ -253,9 +252,9 @@ fn decode_event(
     Ok(draft.finish(last_topic))
 }
 
-/// The topic of an origin until the event's own is known: shared, so that
+/// The topic of an origin until the event's own is known: static, so that
 /// holding the place costs no allocation.
-static NO_TOPIC: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+const NO_TOPIC: Topic = Topic::from_static("");
 
 /// An event being decoded: the enum numbers and `details` are checked at
 /// the end, when the last occurrence of each is known.
@@ -354,8 +353,8 @@ impl<'a, 'e> Draft<'a, 'e> {
             30 => {
                 // The topic is set at the end, shared with the event before
                 // when it is the same.
-                let origin = event.origin.get_or_insert_with(|| Origin {
-                    topic: Arc::clone(&NO_TOPIC),
+                let origin = event.origin.get_or_insert(Origin {
+                    topic: NO_TOPIC,
                     partition: 0,
                     offset: 0,
                 });
@@ -377,7 +376,7 @@ impl<'a, 'e> Draft<'a, 'e> {
 
     /// Completes the event in place, or says why keytrail would never have
     /// sent it (checked in the order `Event::try_from` checks).
-    fn finish(mut self, last_topic: &mut Option<Arc<str>>) -> Result<(), ConvertError> {
+    fn finish(mut self, last_topic: &mut Option<Topic>) -> Result<(), ConvertError> {
         let event = &mut *self.event;
         event.source = source_from_proto(self.source)?;
         event.category = category_from_proto(self.category)?;
@@ -398,8 +397,8 @@ impl<'a, 'e> Draft<'a, 'e> {
         }
         if let (Some(origin), Some(topic)) = (&mut event.origin, self.topic) {
             origin.topic = match last_topic {
-                Some(last) if **last == *topic => Arc::clone(last),
-                _ => Arc::clone(last_topic.insert(Arc::from(topic))),
+                Some(last) if *last == *topic => last.clone(),
+                _ => last_topic.insert(Topic::from(topic)).clone(),
             };
         }
         Ok(())
@@ -973,9 +972,9 @@ mod tests {
         let event = full_event();
         let bytes = batch(1, &[encoded(&event), encoded(&event)]);
         let (_, decoded) = assert_same(&bytes).expect("decodes").expect("accepted");
-        let topic = |e: &Event| Arc::clone(&e.origin.as_ref().expect("origin").topic);
-        assert!(Arc::ptr_eq(&topic(&decoded[0]), &topic(&decoded[1])));
-        assert_eq!(*topic(&decoded[0]), *event.origin.expect("origin").topic);
+        let topic = |e: &Event| e.origin.as_ref().expect("origin").topic.clone();
+        assert!(Topic::same_copy(&topic(&decoded[0]), &topic(&decoded[1])));
+        assert_eq!(topic(&decoded[0]), event.origin.expect("origin").topic);
     }
 
     #[test]

@@ -537,7 +537,6 @@ impl Fields for Origin {
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use keytrail_core::{CompactString, Source, Timestamp};
     use prost::Message as _;
@@ -616,7 +615,7 @@ pub(crate) mod tests {
             status_id: 99,
         });
         event.origin = Some(Origin {
-            topic: Arc::from(""),
+            topic: keytrail_core::Topic::from(""),
             partition: -1,
             offset: 0,
         });

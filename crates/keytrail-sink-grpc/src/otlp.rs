@@ -431,7 +431,6 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use keytrail_core::{KeyFacts, Ocsf, Origin, Reason, Source, Timestamp, TkeFacts};
 
@@ -523,7 +522,7 @@ mod tests {
             status_id: 1,
         });
         event.origin = Some(Origin {
-            topic: Arc::from("audit"),
+            topic: keytrail_core::Topic::from("audit"),
             partition: 3,
             offset: 7,
         });
@@ -624,7 +623,7 @@ mod tests {
         event.severity = Severity::High;
         event.actor.user = Some("alice".into());
         event.origin = Some(Origin {
-            topic: Arc::from("audit"),
+            topic: keytrail_core::Topic::from("audit"),
             partition: 3,
             offset: 7,
         });

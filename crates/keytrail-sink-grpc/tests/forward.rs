@@ -44,7 +44,7 @@ fn event(i: usize) -> Event {
     event.message = Some("create key".into());
     event.details.insert("n", &serde_json::json!(i));
     event.origin = Some(Origin {
-        topic: Arc::from("audit"),
+        topic: keytrail_core::Topic::from("audit"),
         partition: (i % PARTITIONS) as i32,
         offset: (i / PARTITIONS) as i64,
     });

@@ -297,7 +297,7 @@ pub async fn run(mut writer: DeadLetterWriter, mut input: mpsc::Receiver<DeadLet
 mod tests {
     use std::sync::Arc;
 
-    use keytrail_core::{AckToken, BatchStatus, DeadLetterReason, Origin};
+    use keytrail_core::{AckToken, BatchStatus, DeadLetterReason, Origin, Topic};
 
     use super::*;
 
@@ -311,7 +311,7 @@ mod tests {
                 reason: DeadLetterReason::InvalidJson,
                 detail: Some("expected value at line 1 column 1".into()),
                 origin: Some(Origin {
-                    topic: Arc::from("audit"),
+                    topic: Topic::from("audit"),
                     partition: 3,
                     offset: 41,
                 }),
@@ -344,7 +344,7 @@ mod tests {
             reason: DeadLetterReason::InvalidJson,
             detail: None,
             origin: Some(Origin {
-                topic: Arc::from("audit"),
+                topic: Topic::from("audit"),
                 partition: 0,
                 offset,
             }),

@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt as _;
-use keytrail_core::{AckToken, BatchStatus, Origin, RawBatch, RawRecord, RecordMeta, Timestamp};
+use keytrail_core::{
+    AckToken, BatchStatus, Origin, RawBatch, RawRecord, RecordMeta, Timestamp, Topic,
+};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -505,7 +507,7 @@ impl KafkaSource {
         for origin in records.iter().filter_map(|r| r.meta.origin.as_ref()) {
             let end = ends
                 .entry(PartitionKey {
-                    topic: Arc::clone(&origin.topic),
+                    topic: origin.topic.clone(),
                     partition: origin.partition,
                 })
                 .or_insert(origin.offset + 1);
@@ -537,7 +539,7 @@ fn take_record(
     let mut state = lock(&shared.state);
     if let Some(origin) = &record.meta.origin {
         let key = PartitionKey {
-            topic: Arc::clone(&origin.topic),
+            topic: origin.topic.clone(),
             partition: origin.partition,
         };
         if !state.tracker.observe(&key, origin.offset) {
@@ -572,7 +574,7 @@ const PAYLOAD_CHUNK_BYTES: usize = 256 * 1024;
 /// lives no longer than the raw batches in flight.
 #[derive(Default)]
 struct RecordCopier {
-    topics: HashMap<String, Arc<str>>,
+    topics: HashMap<String, Topic>,
     payloads: BytesMut,
 }
 
@@ -602,11 +604,11 @@ impl RecordCopier {
 
     fn meta(&mut self, message: &BorrowedMessage<'_>) -> RecordMeta {
         let topic = match self.topics.get(message.topic()) {
-            Some(topic) => Arc::clone(topic),
+            Some(topic) => topic.clone(),
             None => {
-                let topic: Arc<str> = Arc::from(message.topic());
+                let topic = Topic::interned(message.topic());
                 self.topics
-                    .insert(message.topic().to_owned(), Arc::clone(&topic));
+                    .insert(message.topic().to_owned(), topic.clone());
                 topic
             }
         };
@@ -684,16 +686,16 @@ struct Taken {
     /// Pending records after the last one taken.
     pending: usize,
     /// Records consumed, per run of the same topic.
-    topic: Option<Arc<str>>,
+    topic: Option<Topic>,
     run: u64,
     total: u64,
 }
 
 impl Taken {
-    fn count(&mut self, topic: Option<&Arc<str>>) {
+    fn count(&mut self, topic: Option<&Topic>) {
         self.total += 1;
         match (topic, &self.topic) {
-            (Some(topic), Some(current)) if Arc::ptr_eq(topic, current) => self.run += 1,
+            (Some(topic), Some(current)) if Topic::same_copy(topic, current) => self.run += 1,
             (topic, _) => {
                 self.flush_run();
                 self.topic = topic.cloned();

@@ -15,23 +15,22 @@
 //! Pure bookkeeping, no I/O: the source calls it and does the Kafka work.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use keytrail_core::BatchStatus;
+use keytrail_core::{BatchStatus, Topic};
 use rustc_hash::FxHashMap as HashMap;
 
 /// A topic partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartitionKey {
     /// Topic name.
-    pub topic: Arc<str>,
+    pub topic: Topic,
     /// Partition number.
     pub partition: i32,
 }
 
 impl PartitionKey {
     /// A key for `topic`/`partition`.
-    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> PartitionKey {
+    pub fn new(topic: impl Into<Topic>, partition: i32) -> PartitionKey {
         PartitionKey {
             topic: topic.into(),
             partition,

@@ -1,8 +1,6 @@
 //! Unit tests of the vendor parsers and of every input quirk, on small
 //! hand-written events shaped after the real samples.
 
-use std::sync::Arc;
-
 use keytrail_core::{
     AckToken, Batch, Category, DeadLetterReason, Event, Origin, Outcome, RecordMeta, Source,
     Timestamp,
@@ -277,7 +275,7 @@ fn missing_time_is_inferred_from_the_record_then_the_clock() {
 fn kafka_meta_sets_origin_and_header_fallbacks() {
     let meta = RecordMeta {
         origin: Some(Origin {
-            topic: Arc::from("audit"),
+            topic: keytrail_core::Topic::from("audit"),
             partition: 2,
             offset: 77,
         }),

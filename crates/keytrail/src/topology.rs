@@ -553,7 +553,7 @@ mod tests {
                     payload: lines[o % lines.len()].clone().into(),
                     meta: RecordMeta {
                         origin: Some(Origin {
-                            topic: Arc::from("audit"),
+                            topic: keytrail_core::Topic::from("audit"),
                             partition: 0,
                             offset: i64::try_from(o).expect("small"),
                         }),
