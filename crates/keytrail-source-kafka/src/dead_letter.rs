@@ -88,6 +88,9 @@ struct FileLine<'a> {
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A file target's lines are written once this many bytes are ready.
+const FILE_WRITE_BYTES: usize = 1024 * 1024;
+
 impl DeadLetterWriter {
     /// Opens the target of `config` (the topic uses the `[kafka]` brokers
     /// and security settings).
@@ -151,33 +154,41 @@ impl DeadLetterWriter {
                 Ok(())
             }
             DeadLetterWriter::File { path, file } => {
-                let mut buf = Vec::new();
-                for letter in letters {
-                    let text = std::str::from_utf8(&letter.payload).ok();
-                    let line = FileLine {
-                        reason: letter.reason.to_string(),
-                        detail: letter.detail.as_deref(),
-                        topic: letter.origin.as_ref().map(|o| &*o.topic),
-                        partition: letter.origin.as_ref().map(|o| o.partition),
-                        offset: letter.origin.as_ref().map(|o| o.offset),
-                        line: letter.line,
-                        payload: text,
-                        payload_base64: text.is_none().then(|| {
-                            base64::engine::general_purpose::STANDARD.encode(&letter.payload)
-                        }),
-                    };
-                    serde_json::to_writer(&mut buf, &line).map_err(|e| DeadLetterError::File {
-                        path: path.clone(),
-                        source: e.into(),
-                    })?;
-                    buf.push(b'\n');
-                }
                 let io = |source| DeadLetterError::File {
                     path: path.clone(),
                     source,
                 };
                 let start = file.metadata().await.map_err(io)?.len();
+                // Collected first: the caller's iterator (a closure over its
+                // batches) is not held across the writes' awaits, which
+                // would keep the task's future from being `Send`.
+                let letters: Vec<&DeadLetter> = letters.into_iter().collect();
                 let written = async {
+                    let mut buf = Vec::new();
+                    for letter in letters {
+                        let text = std::str::from_utf8(&letter.payload).ok();
+                        let line = FileLine {
+                            reason: letter.reason.to_string(),
+                            detail: letter.detail.as_deref(),
+                            topic: letter.origin.as_ref().map(|o| &*o.topic),
+                            partition: letter.origin.as_ref().map(|o| o.partition),
+                            offset: letter.origin.as_ref().map(|o| o.offset),
+                            line: letter.line,
+                            payload: text,
+                            payload_base64: text.is_none().then(|| {
+                                base64::engine::general_purpose::STANDARD.encode(&letter.payload)
+                            }),
+                        };
+                        serde_json::to_writer(&mut buf, &line)?;
+                        buf.push(b'\n');
+                        // A group can hold many large letters (events a SIEM
+                        // refused): written in pieces, it is never in memory
+                        // whole.
+                        if buf.len() >= FILE_WRITE_BYTES {
+                            file.write_all(&buf).await?;
+                            buf.clear();
+                        }
+                    }
                     file.write_all(&buf).await?;
                     file.flush().await?;
                     file.sync_data().await
@@ -395,5 +406,145 @@ mod tests {
                 (2, BatchStatus::Delivered)
             ]
         );
+    }
+
+    /// Letters larger in all than one file write are written in pieces and
+    /// read back whole, in order.
+    #[tokio::test]
+    async fn a_group_larger_than_a_file_write_is_read_back_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dead.jsonl");
+        let mut writer = DeadLetterWriter::file(path.clone()).await.expect("opens");
+        let letters: Vec<DeadLetter> = (0..7)
+            .map(|offset| DeadLetter {
+                payload: format!("{offset}{}", "x".repeat(FILE_WRITE_BYTES / 3)).into_bytes(),
+                ..letter(offset)
+            })
+            .collect();
+        writer.write(&letters).await.expect("writes");
+        let text = std::fs::read_to_string(&path).expect("reads back");
+        let payloads: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).expect("json line");
+                line["payload"].as_str().expect("payload").to_owned()
+            })
+            .collect();
+        let expected: Vec<String> = letters
+            .iter()
+            .map(|l| String::from_utf8(l.payload.clone()).expect("utf-8"))
+            .collect();
+        assert_eq!(payloads, expected);
+    }
+
+    /// The offsets in the dead-letter file, in file order.
+    fn file_offsets(path: &std::path::Path) -> Vec<i64> {
+        std::fs::read_to_string(path)
+            .expect("reads back")
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).expect("json line");
+                line["offset"].as_i64().expect("offset")
+            })
+            .collect()
+    }
+
+    /// A batch of one letter whose acknowledgement is sent on the channel.
+    fn batch_reporting(
+        offset: i64,
+        statuses: &mpsc::UnboundedSender<(i64, BatchStatus)>,
+    ) -> DeadLetterBatch {
+        let statuses = statuses.clone();
+        DeadLetterBatch {
+            letters: vec![letter(offset)],
+            ack: AckToken::new(move |status| {
+                let _ = statuses.send((offset, status));
+            }),
+        }
+    }
+
+    /// A batch that arrives within [`GROUP_LINGER`] of the first is written
+    /// with it: when the first is acknowledged, the second is in the file
+    /// too, and not before the window has passed. (Written one group at a
+    /// time, the first would be acknowledged alone, while the task waits
+    /// out the second's window.)
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_within_the_window_is_written_with_the_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dead.jsonl");
+        let writer = DeadLetterWriter::file(path.clone()).await.expect("opens");
+        let (statuses, mut acknowledged) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(run(writer, rx));
+
+        let start = tokio::time::Instant::now();
+        tx.send(batch_reporting(1, &statuses))
+            .await
+            .expect("queued");
+        tokio::time::sleep(GROUP_LINGER / 2).await;
+        tx.send(batch_reporting(2, &statuses))
+            .await
+            .expect("queued");
+        let first = acknowledged.recv().await.expect("acknowledged");
+        assert_eq!(first, (1, BatchStatus::Delivered));
+        assert!(
+            start.elapsed() >= GROUP_LINGER,
+            "the group waited out its window"
+        );
+        assert_eq!(
+            file_offsets(&path),
+            [1, 2],
+            "the second batch was written with it"
+        );
+
+        // Long after the window: a group of its own.
+        tokio::time::sleep(GROUP_LINGER * 5).await;
+        tx.send(batch_reporting(3, &statuses))
+            .await
+            .expect("queued");
+        drop(tx);
+        task.await.expect("the task ends when the channel closes");
+        drop(statuses);
+        let mut rest = Vec::new();
+        while let Some(status) = acknowledged.recv().await {
+            rest.push(status);
+        }
+        assert_eq!(
+            rest,
+            [(2, BatchStatus::Delivered), (3, BatchStatus::Delivered)]
+        );
+        assert_eq!(file_offsets(&path), [1, 2, 3]);
+    }
+
+    /// While every write fails (a full device), the batch is retried and
+    /// never acknowledged as delivered; stopping the task reports it failed,
+    /// so its offsets are never committed.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_is_not_acknowledged_while_its_write_fails() {
+        let full = std::path::Path::new("/dev/full");
+        if !full.exists() {
+            eprintln!("skipped: this system has no /dev/full");
+            return;
+        }
+        let writer = DeadLetterWriter::file(full.to_path_buf())
+            .await
+            .expect("opens");
+        let (statuses, mut acknowledged) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(batch_reporting(1, &statuses))
+            .await
+            .expect("queued");
+        drop(statuses);
+        let task = tokio::spawn(run(writer, rx));
+        // A minute of retries, with the backoff doubling to 10 s.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(
+            acknowledged.try_recv().is_err(),
+            "nothing is acknowledged while the write fails"
+        );
+        assert!(!task.is_finished(), "the task keeps retrying");
+        task.abort();
+        let _ = task.await;
+        assert_eq!(acknowledged.recv().await, Some((1, BatchStatus::Failed)));
     }
 }
