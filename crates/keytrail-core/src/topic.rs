@@ -25,8 +25,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// cluster that keeps creating topics stops interning there.
 pub const MAX_INTERNED: usize = 4096;
 
-/// At most this many bytes of names are interned (a topic name is at most
-/// 249 bytes).
+/// At most this many bytes of names are interned. Kafka's names are at most
+/// 249 bytes, so with them the count binds first; this bound holds whatever
+/// the names.
 pub const MAX_INTERNED_BYTES: usize = 1 << 20;
 
 /// A topic name: interned, or reference counted (see the module docs).
@@ -109,7 +110,8 @@ impl Topic {
         std::ptr::eq(a.as_str(), b.as_str())
     }
 
-    /// True when the name is interned.
+    /// True when the name is interned, or static ([`Topic::from_static`]):
+    /// not reference counted.
     pub fn is_interned(&self) -> bool {
         matches!(self.0, Repr::Interned(_))
     }
