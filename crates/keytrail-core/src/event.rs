@@ -22,6 +22,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::details::Details;
+use crate::ident::Ident;
 use crate::time::Timestamp;
 use crate::topic::Topic;
 
@@ -274,7 +275,7 @@ pub struct Actor {
     pub session_id: Option<CompactString>,
     /// The TLS certificate fingerprint of a KMIP-for-VMware initiator.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cert_fingerprint: Option<CompactString>,
+    pub cert_fingerprint: Option<Ident>,
 }
 
 impl Actor {
@@ -313,7 +314,7 @@ impl Target {
 pub struct KeyFacts {
     /// `responseData.keyId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<CompactString>,
+    pub id: Option<Ident>,
     /// `requestData.keyType`.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<CompactString>,
@@ -331,19 +332,19 @@ pub struct KeyFacts {
     pub previous_state_code: Option<i64>,
     /// `responseData.keyVersionId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<CompactString>,
+    pub version_id: Option<Ident>,
     /// `responseData.rewrappedKeyVersionId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rewrapped_version_id: Option<CompactString>,
+    pub rewrapped_version_id: Option<Ident>,
     /// `responseData.keyVersionCreationDate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_created: Option<CompactString>,
     /// `requestData.newValue.keyRingId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_ring_id: Option<CompactString>,
+    pub key_ring_id: Option<Ident>,
     /// `requestData.initialValue.keyRingId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_key_ring_id: Option<CompactString>,
+    pub previous_key_ring_id: Option<Ident>,
 }
 
 impl KeyFacts {
@@ -461,19 +462,19 @@ pub struct Event {
     /// What the operator should check, for actionable events.
     pub remediation: Option<Text>,
     /// IBM `correlationId` / `correlationID`.
-    pub correlation_id: Option<CompactString>,
+    pub correlation_id: Option<Ident>,
     /// IBM `requestData.requestURI`.
     pub request_uri: Option<CompactString>,
     /// IBM service instance.
-    pub instance_id: Option<CompactString>,
+    pub instance_id: Option<Ident>,
     /// IBM region.
     pub region: Option<CompactString>,
     /// IBM account.
-    pub account_id: Option<CompactString>,
+    pub account_id: Option<Ident>,
     /// IBM `message` (human-readable summary).
     pub message: Option<CompactString>,
     /// The event's own unique id when it has one (IBM `id`).
-    pub event_id: Option<CompactString>,
+    pub event_id: Option<Ident>,
     /// IBM `dataEvent`.
     pub data_event: Option<bool>,
     /// Who acted.
@@ -1125,6 +1126,7 @@ mod tests {
     /// Every field set, with text that needs every kind of escape.
     fn full_event(text: &str) -> Event {
         let t = |suffix: &str| Some(compact_str::format_compact!("{text}{suffix}"));
+        let id = |suffix: &str| Some(Ident::from(format!("{text}{suffix}")));
         let mut event = Event::new(
             Timestamp::from_millis(1_774_375_218_936),
             Source::IbmHpcs,
@@ -1140,13 +1142,13 @@ mod tests {
         event.vendor_severity = t("sev");
         event.actionable = true;
         event.remediation = Some(Cow::Owned(format!("check {text}")));
-        event.correlation_id = t("c");
+        event.correlation_id = id("c");
         event.request_uri = t("/u");
-        event.instance_id = t("i");
+        event.instance_id = id("i");
         event.region = t("r");
-        event.account_id = t("a");
+        event.account_id = id("a");
         event.message = t("m");
-        event.event_id = t("e");
+        event.event_id = id("e");
         event.data_event = Some(false);
         event.actor = Actor {
             user: t("u"),
@@ -1156,7 +1158,7 @@ mod tests {
             ip: t("ip"),
             user_agent: t("ua"),
             session_id: t("s"),
-            cert_fingerprint: t("fp"),
+            cert_fingerprint: id("fp"),
         };
         event.target = Target {
             id: t("tid"),
@@ -1165,17 +1167,17 @@ mod tests {
             api_url: t("url"),
         };
         event.key = Some(Box::new(KeyFacts {
-            id: t("k"),
+            id: id("k"),
             kind: t("kt"),
             state: Some(Cow::Borrowed("active")),
             state_code: Some(1),
             previous_state: Some(Cow::Owned(text.to_owned())),
             previous_state_code: Some(-3),
-            version_id: t("v"),
-            rewrapped_version_id: t("rv"),
+            version_id: id("v"),
+            rewrapped_version_id: id("rv"),
             version_created: t("vc"),
-            key_ring_id: t("kr"),
-            previous_key_ring_id: t("pkr"),
+            key_ring_id: id("kr"),
+            previous_key_ring_id: id("pkr"),
         }));
         event.tke = Some(Box::new(TkeFacts {
             location: t("loc"),

@@ -21,6 +21,7 @@ pub mod crn;
 pub mod dead_letter;
 pub mod details;
 pub mod event;
+pub mod ident;
 pub mod json;
 pub mod stage;
 pub mod time;
@@ -34,6 +35,7 @@ pub use event::{
     Actor, Category, ContractMembers, ContractObject, Event, KeyFacts, Member, Ocsf, Origin,
     Outcome, Reason, Severity, Source, Target, Text, TkeFacts,
 };
+pub use ident::Ident;
 pub use stage::{
     DeadLetterBatch, Events, Home, Prepare, Prepared, SharedEvents, Sink, SinkError, Transform,
 };

@@ -419,7 +419,7 @@ fn actor_field(
         5 => &mut actor.ip,
         6 => &mut actor.user_agent,
         7 => &mut actor.session_id,
-        8 => &mut actor.cert_fingerprint,
+        8 => return set_text(&mut actor.cert_fingerprint, wire_type, buf),
         _ => return skip(tag, wire_type, buf),
     };
     set_text(slot, wire_type, buf)
@@ -449,14 +449,14 @@ fn key_field(
 ) -> Result<(), DecodeError> {
     let slot = match tag {
         1 => &mut key.id,
-        2 => &mut key.kind,
+        2 => return set_text(&mut key.kind, wire_type, buf),
         3 => return set_long_text(&mut key.state, wire_type, buf),
         4 => return set_int64(&mut key.state_code, wire_type, buf),
         5 => return set_long_text(&mut key.previous_state, wire_type, buf),
         6 => return set_int64(&mut key.previous_state_code, wire_type, buf),
         7 => &mut key.version_id,
         8 => &mut key.rewrapped_version_id,
-        9 => &mut key.version_created,
+        9 => return set_text(&mut key.version_created, wire_type, buf),
         10 => &mut key.key_ring_id,
         11 => &mut key.previous_key_ring_id,
         _ => return skip(tag, wire_type, buf),
@@ -563,12 +563,13 @@ fn text<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a str, DecodeEr
         .map_err(|_| malformed("invalid string value: data is not UTF-8 encoded"))
 }
 
-fn set_text(
-    slot: &mut Option<CompactString>,
+/// Sets a text field: a [`CompactString`], or an [`Ident`] for the ids.
+fn set_text<T: for<'a> From<&'a str>>(
+    slot: &mut Option<T>,
     wire_type: WireType,
     buf: &mut &[u8],
 ) -> Result<(), DecodeError> {
-    *slot = Some(CompactString::from(text(wire_type, buf)?));
+    *slot = Some(T::from(text(wire_type, buf)?));
     Ok(())
 }
 

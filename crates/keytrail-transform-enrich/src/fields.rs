@@ -163,8 +163,10 @@ pub(crate) fn derive_ibm_places(event: &mut Event) {
     if let Some(region) = tke_region.or_else(|| first_of(&crns, |crn| crn.location)) {
         set_text(&mut event.region, region);
     }
-    if let Some(account) = first_of(&crns, |crn| crn.account) {
-        set_text(&mut event.account_id, account);
+    if let Some(account) = first_of(&crns, |crn| crn.account)
+        && event.account_id.as_deref() != Some(account)
+    {
+        event.account_id = Some(account.into());
     }
     if event.instance_id.is_none() {
         event.instance_id = first_of(&crns, |crn| crn.instance).map(Into::into);

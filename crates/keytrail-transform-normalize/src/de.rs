@@ -31,10 +31,11 @@ impl<'a> Str<'a> {
         self.get().map(CompactString::from)
     }
 
-    /// An owned, trimmed copy, when something is left after trimming.
-    pub(crate) fn trimmed(&self) -> Option<CompactString> {
+    /// An owned, trimmed copy, when something is left after trimming: a
+    /// [`CompactString`], or an [`Ident`](keytrail_core::Ident) for the ids.
+    pub(crate) fn trimmed<T: for<'t> From<&'t str>>(&self) -> Option<T> {
         let text = trim(self.0.as_deref()?);
-        (!text.is_empty()).then(|| CompactString::from(text))
+        (!text.is_empty()).then(|| T::from(text))
     }
 
     pub(crate) fn is_present(&self) -> bool {

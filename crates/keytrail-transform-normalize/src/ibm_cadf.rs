@@ -7,7 +7,7 @@
 //! `ibm_cloud`. Every field is read as sent: catalog translation, CRN
 //! splitting and state names are the enricher's work.
 
-use keytrail_core::{DetailsBuilder, Event, Outcome, Reason, Source};
+use keytrail_core::{CompactString, DetailsBuilder, Event, Outcome, Reason, Source};
 
 use crate::de::Embedded;
 use crate::raw::{Data, KeyState, Top};
@@ -85,7 +85,7 @@ pub(crate) fn outcome(outcome: Option<&str>, status: Option<u32>) -> Outcome {
 /// Builds the event. `top.action` is known to be present.
 pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection> {
     let (time, inferred) = ctx.time(top.event_time.get())?;
-    let action = top.action.trimmed().unwrap_or_default();
+    let action: CompactString = top.action.trimmed().unwrap_or_default();
     let initiator = top.initiator.0.take().unwrap_or_default();
     let target = top.target.0.take().unwrap_or_default();
     let reason = top.reason.0.take().unwrap_or_default();

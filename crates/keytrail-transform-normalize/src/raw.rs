@@ -7,7 +7,7 @@
 //! fields the contract names are typed, every other field is kept (scrubbed
 //! of key material) for `details`.
 
-use keytrail_core::CompactString;
+use keytrail_core::{CompactString, Ident};
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -183,15 +183,15 @@ pub(crate) enum KeyState {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Data {
     pub request_uri: Option<CompactString>,
-    pub instance_id: Option<CompactString>,
-    pub correlation_id: Option<CompactString>,
-    pub key_id: Option<CompactString>,
+    pub instance_id: Option<Ident>,
+    pub correlation_id: Option<Ident>,
+    pub key_id: Option<Ident>,
     pub key_type: Option<CompactString>,
     pub key_state: Option<KeyState>,
-    pub key_version_id: Option<CompactString>,
-    pub rewrapped_key_version_id: Option<CompactString>,
+    pub key_version_id: Option<Ident>,
+    pub rewrapped_key_version_id: Option<Ident>,
     pub key_version_created: Option<CompactString>,
-    pub key_ring_id: Option<CompactString>,
+    pub key_ring_id: Option<Ident>,
     pub location: Option<CompactString>,
     pub admin_id: Option<CompactString>,
     pub signature_threshold: Option<i64>,
@@ -216,18 +216,24 @@ impl Data {
     pub fn take_details(&mut self, details: &mut keytrail_core::DetailsBuilder) {
         let mut own = std::mem::take(&mut self.extras);
         let text = [
-            ("requestURI", &self.request_uri),
-            ("instanceID", &self.instance_id),
-            ("correlationId", &self.correlation_id),
-            ("keyId", &self.key_id),
-            ("keyType", &self.key_type),
-            ("keyVersionId", &self.key_version_id),
-            ("rewrappedKeyVersionId", &self.rewrapped_key_version_id),
-            ("keyVersionCreationDate", &self.key_version_created),
-            ("keyRingId", &self.key_ring_id),
-            ("location", &self.location),
-            ("adminId", &self.admin_id),
-            ("verificationPattern", &self.verification_pattern),
+            ("requestURI", self.request_uri.as_deref()),
+            ("instanceID", self.instance_id.as_deref()),
+            ("correlationId", self.correlation_id.as_deref()),
+            ("keyId", self.key_id.as_deref()),
+            ("keyType", self.key_type.as_deref()),
+            ("keyVersionId", self.key_version_id.as_deref()),
+            (
+                "rewrappedKeyVersionId",
+                self.rewrapped_key_version_id.as_deref(),
+            ),
+            (
+                "keyVersionCreationDate",
+                self.key_version_created.as_deref(),
+            ),
+            ("keyRingId", self.key_ring_id.as_deref()),
+            ("location", self.location.as_deref()),
+            ("adminId", self.admin_id.as_deref()),
+            ("verificationPattern", self.verification_pattern.as_deref()),
         ];
         for (name, value) in text {
             if let Some(value) = value {
