@@ -28,7 +28,7 @@
 //!   committing synchronously.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -45,12 +45,13 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, error::KafkaResult};
 use rustc_hash::FxHashMap as HashMap;
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::MissedTickBehavior;
 
 use crate::config::KafkaConfig;
 use crate::telemetry;
-use crate::tracker::{BatchId, OffsetTracker, PartitionKey};
+use crate::tracker::{BatchId, OffsetTracker, PartitionKey, Replay};
 
 /// Why the source could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,8 @@ pub struct SourceStats {
 /// inside the consumer's poll, on the loop's own task).
 struct State {
     tracker: OffsetTracker,
-    acks: mpsc::UnboundedReceiver<(BatchId, BatchStatus)>,
+    /// Partitions a failed batch sends back, not sought yet.
+    replays: Vec<Replay>,
     /// Records consumed but not yet sent downstream; their values are in
     /// the source's [`RecordCopier`].
     pending: Vec<PendingRecord>,
@@ -100,6 +102,9 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Acknowledgements of the batches sent downstream. Never locked
+    /// while `state` is held.
+    acks: Mutex<std_mpsc::Receiver<(BatchId, BatchStatus)>>,
     stats: Arc<SourceStats>,
     /// Positions whose asynchronous commit failed, to hand out again.
     failed_commits: Mutex<Vec<(PartitionKey, i64)>>,
@@ -125,14 +130,67 @@ impl State {
         });
     }
 
-    /// Applies every acknowledgement that has arrived; returns the
-    /// partitions to replay.
-    fn drain_acks(&mut self) -> Vec<crate::tracker::Replay> {
-        let mut replays = Vec::new();
-        while let Ok((id, status)) = self.acks.try_recv() {
-            replays.extend(self.tracker.resolve(id, status));
+    /// Applies acknowledgements; the partitions to replay wait in
+    /// `replays` for the consumer loop to seek them.
+    fn resolve(&mut self, acks: impl IntoIterator<Item = (BatchId, BatchStatus)>) {
+        for (id, status) in acks {
+            self.replays.extend(self.tracker.resolve(id, status));
         }
-        replays
+    }
+
+    /// Batches of these partitions not yet acknowledged.
+    fn in_flight(&self, keys: &[PartitionKey]) -> usize {
+        keys.iter().map(|k| self.tracker.in_flight(k)).sum()
+    }
+}
+
+impl Shared {
+    /// Every acknowledgement that has arrived.
+    fn take_acks(&self) -> Vec<(BatchId, BatchStatus)> {
+        lock(&self.acks).try_iter().collect()
+    }
+
+    /// Waits, until the revocation timeout at most, for the batches in
+    /// flight of these partitions; returns how many are still out.
+    ///
+    /// The wait blocks the thread that polls the consumer (rebalance
+    /// callbacks run inside its poll). It sleeps on the acknowledgement
+    /// channel, so it ends as soon as the last one arrives. On a
+    /// multi-thread runtime the worker's other tasks move to another
+    /// thread meanwhile (`block_in_place`).
+    fn settle_in_flight(&self, keys: &[PartitionKey]) -> usize {
+        let deadline = Instant::now() + self.revocation_timeout;
+        let mut arrived = None;
+        loop {
+            let waiting = {
+                let acks = self.take_acks();
+                let mut state = lock(&self.state);
+                state.resolve(arrived.take().into_iter().chain(acks));
+                state.in_flight(keys)
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if waiting == 0 || left.is_zero() {
+                return waiting;
+            }
+            match blocking(|| lock(&self.acks).recv_timeout(left)) {
+                Ok(ack) => arrived = Some(ack),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                // The source holds a sender for as long as it runs.
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return waiting,
+            }
+        }
+    }
+}
+
+/// Runs `wait`, which blocks, without holding up a multi-thread runtime's
+/// other tasks; elsewhere (a current-thread runtime, no runtime) it just
+/// runs.
+fn blocking<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
     }
 }
 
@@ -175,28 +233,21 @@ impl ConsumerContext for SourceContext {
             .iter()
             .map(|e| PartitionKey::new(e.topic(), e.partition()))
             .collect();
-        let mut state = lock(&self.shared.state);
-        state.forget_pending(&keys);
+        lock(&self.shared.state).forget_pending(&keys);
         // Wait (bounded) for the revoked partitions' batches in flight. The
         // other stages run on other threads; acknowledgements arrive on the
         // channel meanwhile.
-        let deadline = Instant::now() + self.shared.revocation_timeout;
-        loop {
-            let _ = state.drain_acks();
-            let waiting: usize = keys.iter().map(|k| state.tracker.in_flight(k)).sum();
-            if waiting == 0 || Instant::now() >= deadline {
-                if waiting > 0 {
-                    tracing::warn!(
-                        batches = waiting,
-                        "revocation timed out waiting for in-flight batches; they will be replayed by the next owner"
-                    );
-                }
-                break;
-            }
-            drop(state);
-            std::thread::sleep(Duration::from_millis(2));
-            state = lock(&self.shared.state);
+        let waiting = self.shared.settle_in_flight(&keys);
+        if waiting > 0 {
+            tracing::warn!(
+                batches = waiting,
+                "revocation timed out waiting for in-flight batches; they will be replayed by the next owner"
+            );
         }
+        let mut state = lock(&self.shared.state);
+        // A revoked partition is not sought again; the others' replays
+        // (a cooperative rebalance keeps them) still are.
+        state.replays.retain(|replay| !keys.contains(&replay.key));
         let mut commits = Vec::new();
         for key in &keys {
             state.next_offsets.remove(key);
@@ -266,7 +317,7 @@ fn to_list(positions: &[(PartitionKey, i64)]) -> TopicPartitionList {
 pub struct KafkaSource {
     consumer: StreamConsumer<SourceContext>,
     shared: Arc<Shared>,
-    ack_tx: mpsc::UnboundedSender<(BatchId, BatchStatus)>,
+    ack_tx: std_mpsc::Sender<(BatchId, BatchStatus)>,
     notify: Arc<Notify>,
     copier: RecordCopier,
     config: KafkaConfig,
@@ -283,15 +334,16 @@ impl KafkaSource {
         config: &KafkaConfig,
         stats: Arc<SourceStats>,
     ) -> Result<KafkaSource, SourceError> {
-        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let (ack_tx, acks) = std_mpsc::channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 tracker: OffsetTracker::new(),
-                acks,
+                replays: Vec::new(),
                 pending: Vec::new(),
                 next_offsets: HashMap::default(),
                 paused: false,
             }),
+            acks: Mutex::new(acks),
             failed_commits: Mutex::new(Vec::new()),
             stats,
             revocation_timeout: Duration::from_millis(config.revocation_timeout_ms),
@@ -426,8 +478,10 @@ impl KafkaSource {
     /// failed commits.
     fn apply_acks(&mut self) {
         let replays = {
+            let acks = self.shared.take_acks();
             let mut state = lock(&self.shared.state);
-            let replays = state.drain_acks();
+            state.resolve(acks);
+            let replays = std::mem::take(&mut state.replays);
             for replay in &replays {
                 state.next_offsets.insert(replay.key.clone(), replay.offset);
                 state.forget_pending(std::slice::from_ref(&replay.key));
@@ -778,6 +832,99 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shared state with one assigned partition per key, each with a batch
+    /// in flight; the sender of the acknowledgements and the batches' ids.
+    fn in_flight_shared(
+        keys: &[PartitionKey],
+        timeout: Duration,
+    ) -> (
+        Arc<Shared>,
+        std_mpsc::Sender<(BatchId, BatchStatus)>,
+        Vec<BatchId>,
+    ) {
+        let mut tracker = OffsetTracker::new();
+        let mut ids = Vec::new();
+        for key in keys {
+            tracker.assign(key.clone());
+            assert!(tracker.observe(key, 10));
+            ids.push(tracker.register([(key.clone(), 20)]));
+        }
+        let (ack_tx, acks) = std_mpsc::channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                tracker,
+                replays: Vec::new(),
+                pending: Vec::new(),
+                next_offsets: HashMap::default(),
+                paused: false,
+            }),
+            acks: Mutex::new(acks),
+            stats: Arc::default(),
+            failed_commits: Mutex::new(Vec::new()),
+            revocation_timeout: timeout,
+        });
+        (shared, ack_tx, ids)
+    }
+
+    // A revocation waits on the worker that polls the consumer. With one
+    // worker, the task that acknowledges can only run if that worker's
+    // other tasks move elsewhere while it waits; without that, the wait
+    // would run out its 20 s and report the batch still out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_revocation_wait_leaves_the_runtime_its_worker() {
+        let key = PartitionKey::new("audit", 0);
+        let (shared, ack_tx, ids) =
+            in_flight_shared(std::slice::from_ref(&key), Duration::from_secs(20));
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let waiter = tokio::spawn({
+            let (shared, key) = (Arc::clone(&shared), key.clone());
+            async move {
+                let _ = started_tx.send(());
+                shared.settle_in_flight(std::slice::from_ref(&key))
+            }
+        });
+        started.await.expect("the waiting task runs");
+        let id = ids[0];
+        let acknowledger = tokio::spawn(async move {
+            ack_tx
+                .send((id, BatchStatus::Delivered))
+                .expect("the source listens");
+        });
+        assert_eq!(
+            waiter.await.expect("no panic"),
+            0,
+            "the batch was acknowledged"
+        );
+        acknowledger.await.expect("no panic");
+        assert_eq!(lock(&shared.state).tracker.in_flight(&key), 0);
+    }
+
+    #[test]
+    fn a_revocation_wait_keeps_the_replays_of_other_partitions() {
+        let revoked = PartitionKey::new("audit", 0);
+        let kept = PartitionKey::new("audit", 1);
+        let (shared, ack_tx, ids) =
+            in_flight_shared(&[revoked.clone(), kept.clone()], Duration::from_millis(0));
+        // The kept partition's batch fails while the revoked one's is
+        // still out: a zero timeout returns after one look.
+        ack_tx.send((ids[1], BatchStatus::Failed)).expect("open");
+        assert_eq!(shared.settle_in_flight(std::slice::from_ref(&revoked)), 1);
+        let replays = std::mem::take(&mut lock(&shared.state).replays);
+        assert_eq!(replays.len(), 1, "{replays:?}");
+        assert_eq!((&replays[0].key, replays[0].offset), (&kept, 10));
+
+        // Acknowledgements that arrive while waiting end the wait.
+        let (shared, ack_tx, ids) =
+            in_flight_shared(&[revoked.clone(), kept.clone()], Duration::from_secs(60));
+        let sender = std::thread::spawn(move || {
+            for id in ids {
+                ack_tx.send((id, BatchStatus::Delivered)).expect("open");
+            }
+        });
+        assert_eq!(shared.settle_in_flight(&[revoked, kept]), 0);
+        sender.join().expect("no panic");
+    }
 
     #[test]
     fn a_batch_takes_its_values_as_one_buffer_and_each_keeps_its_bytes() {
