@@ -565,7 +565,7 @@ impl<'a> Reader<'a> {
             }
             b'-' | b'0'..=b'9' => {
                 let (text, _) = self.integer()?;
-                Ok(Str(Some(Cow::Owned(text.to_owned()))))
+                Ok(Str(Some(Cow::Borrowed(text))))
             }
             first => self.skip_other(first).map(|()| Str(None)),
         }
