@@ -1,21 +1,18 @@
 //! Identifier texts: UUIDs, account ids, fingerprints.
 //!
-//! An IBM event carries three or four ids of 32 to 36 bytes (the
-//! correlation id, the instance, the account, a key and its version). A
-//! [`CompactString`](compact_str::CompactString) keeps up to 24 bytes in
-//! place, so each of these was an allocation to make and one to free,
-//! in the normalizer and again in the reference receiver. [`Ident`]
-//! keeps up to [`INLINE_CAPACITY`] bytes in place, and longer texts on
-//! the heap. It is 48 bytes, against 24; only the fields that hold ids
-//! use it.
+//! An IBM event carries up to five ids of 32 to 40 bytes: the correlation
+//! id, the service instance, the account, a key and its version, or a
+//! certificate fingerprint. A [`CompactString`](compact_str::CompactString)
+//! keeps at most 24 bytes in place, so each of these would be an
+//! allocation in the normalizer and another in the reference receiver.
+//! [`Ident`] keeps up to [`INLINE_CAPACITY`] bytes in place, and longer
+//! texts on the heap. It is 48 bytes, against 24; only the fields that
+//! hold ids use it.
 
-use std::borrow::Borrow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::ops::Deref;
 
 use arrayvec::ArrayString;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 
 /// The longest text kept in place: a UUID (36 bytes) and a SHA-1
 /// fingerprint in hex (40) both fit. The size of [`Ident`] is the same
@@ -80,82 +77,7 @@ impl From<String> for Ident {
     }
 }
 
-impl Deref for Ident {
-    type Target = str;
-
-    #[inline]
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Ident {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Borrow<str> for Ident {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq for Ident {
-    fn eq(&self, other: &Ident) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Ident {}
-
-impl PartialEq<str> for Ident {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Ident {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl Hash for Ident {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl PartialOrd for Ident {
-    fn partial_cmp(&self, other: &Ident) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Ident {
-    fn cmp(&self, other: &Ident) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl fmt::Debug for Ident {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for Ident {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Ident {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+crate::as_text::as_text!(Ident);
 
 impl<'de> Deserialize<'de> for Ident {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Ident, D::Error> {

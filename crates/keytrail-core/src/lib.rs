@@ -16,6 +16,7 @@
 //!
 //! The crate does no I/O and spawns nothing.
 
+mod as_text;
 pub mod batch;
 pub mod crn;
 pub mod dead_letter;

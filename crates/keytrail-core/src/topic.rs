@@ -12,14 +12,10 @@
 //! peer's request, configuration, tests), a name is reference counted as
 //! before. A peer cannot grow the interned set.
 
-use std::borrow::Borrow;
 use std::collections::HashSet;
-use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::ops::Deref;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 
 /// At most this many names are interned; a subscription by pattern over a
 /// cluster that keeps creating topics stops interning there.
@@ -117,25 +113,7 @@ impl Topic {
     }
 }
 
-impl Deref for Topic {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Topic {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Borrow<str> for Topic {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
+crate::as_text::as_text!(Topic);
 
 impl From<&str> for Topic {
     /// Reference counted, not interned.
@@ -154,62 +132,6 @@ impl From<String> for Topic {
 impl From<Arc<str>> for Topic {
     fn from(name: Arc<str>) -> Topic {
         Topic(Repr::Shared(name))
-    }
-}
-
-impl PartialEq for Topic {
-    fn eq(&self, other: &Topic) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Topic {}
-
-impl PartialEq<str> for Topic {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Topic {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl Hash for Topic {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl PartialOrd for Topic {
-    fn partial_cmp(&self, other: &Topic) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Topic {
-    fn cmp(&self, other: &Topic) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl fmt::Debug for Topic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl fmt::Display for Topic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Topic {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
     }
 }
 

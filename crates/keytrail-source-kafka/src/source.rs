@@ -142,6 +142,33 @@ impl State {
     fn in_flight(&self, keys: &[PartitionKey]) -> usize {
         keys.iter().map(|k| self.tracker.in_flight(k)).sum()
     }
+
+    /// Forgets revoked partitions; returns the positions to commit for
+    /// them. A revoked partition is not sought again, so its replays go;
+    /// the other partitions' replays (a cooperative rebalance keeps them)
+    /// stay.
+    fn revoke(&mut self, keys: &[PartitionKey]) -> Vec<(PartitionKey, i64)> {
+        self.replays.retain(|replay| !keys.contains(&replay.key));
+        let mut commits = Vec::new();
+        for key in keys {
+            self.next_offsets.remove(key);
+            if let Some(position) = self.tracker.revoke(key) {
+                commits.push((key.clone(), position));
+            }
+        }
+        commits
+    }
+
+    /// The replays to seek: each partition's records from its replay
+    /// offset on are consumed again, and the ones pending are dropped.
+    fn take_replays(&mut self) -> Vec<Replay> {
+        let replays = std::mem::take(&mut self.replays);
+        for replay in &replays {
+            self.next_offsets.insert(replay.key.clone(), replay.offset);
+            self.forget_pending(std::slice::from_ref(&replay.key));
+        }
+        replays
+    }
 }
 
 impl Shared {
@@ -157,7 +184,9 @@ impl Shared {
     /// callbacks run inside its poll). It sleeps on the acknowledgement
     /// channel, so it ends as soon as the last one arrives. On a
     /// multi-thread runtime the worker's other tasks move to another
-    /// thread meanwhile (`block_in_place`).
+    /// thread meanwhile (`block_in_place`). On a current-thread runtime
+    /// they cannot run, so acknowledgements that depend on them arrive
+    /// only after the timeout.
     fn settle_in_flight(&self, keys: &[PartitionKey]) -> usize {
         let deadline = Instant::now() + self.revocation_timeout;
         let mut arrived = None;
@@ -244,19 +273,10 @@ impl ConsumerContext for SourceContext {
                 "revocation timed out waiting for in-flight batches; they will be replayed by the next owner"
             );
         }
-        let mut state = lock(&self.shared.state);
-        // A revoked partition is not sought again; the others' replays
-        // (a cooperative rebalance keeps them) still are.
-        state.replays.retain(|replay| !keys.contains(&replay.key));
-        let mut commits = Vec::new();
+        let commits = lock(&self.shared.state).revoke(&keys);
         for key in &keys {
-            state.next_offsets.remove(key);
             telemetry::lag(&key.topic, key.partition, 0);
-            if let Some(position) = state.tracker.revoke(key) {
-                commits.push((key.clone(), position));
-            }
         }
-        drop(state);
         if !commits.is_empty() {
             match consumer.commit(&to_list(&commits), CommitMode::Sync) {
                 Ok(()) => {
@@ -481,12 +501,7 @@ impl KafkaSource {
             let acks = self.shared.take_acks();
             let mut state = lock(&self.shared.state);
             state.resolve(acks);
-            let replays = std::mem::take(&mut state.replays);
-            for replay in &replays {
-                state.next_offsets.insert(replay.key.clone(), replay.offset);
-                state.forget_pending(std::slice::from_ref(&replay.key));
-            }
-            replays
+            state.take_replays()
         };
         for replay in replays {
             telemetry::replay(&replay.key, replay.offset);
@@ -901,28 +916,73 @@ mod tests {
     }
 
     #[test]
-    fn a_revocation_wait_keeps_the_replays_of_other_partitions() {
+    fn replays_of_revoked_partitions_go_and_the_others_are_sought() {
         let revoked = PartitionKey::new("audit", 0);
         let kept = PartitionKey::new("audit", 1);
-        let (shared, ack_tx, ids) =
-            in_flight_shared(&[revoked.clone(), kept.clone()], Duration::from_millis(0));
-        // The kept partition's batch fails while the revoked one's is
-        // still out: a zero timeout returns after one look.
+        let other = PartitionKey::new("audit", 2);
+        let (shared, ack_tx, ids) = in_flight_shared(
+            &[revoked.clone(), kept.clone(), other.clone()],
+            Duration::from_millis(0),
+        );
+        // Both batches fail before the wait looks; a zero timeout returns
+        // after one look, with the other partition's batch still out.
+        ack_tx.send((ids[0], BatchStatus::Failed)).expect("open");
         ack_tx.send((ids[1], BatchStatus::Failed)).expect("open");
-        assert_eq!(shared.settle_in_flight(std::slice::from_ref(&revoked)), 1);
-        let replays = std::mem::take(&mut lock(&shared.state).replays);
+        assert_eq!(shared.settle_in_flight(std::slice::from_ref(&revoked)), 0);
+
+        let mut state = lock(&shared.state);
+        assert_eq!(state.replays.len(), 2, "{:?}", state.replays);
+        let commits = state.revoke(std::slice::from_ref(&revoked));
+        assert_eq!(commits, [(revoked.clone(), 10)], "the failed batch's start");
+        let pending = |key: &PartitionKey, offset: i64| PendingRecord {
+            start: 0,
+            len: 0,
+            meta: RecordMeta {
+                origin: Some(Origin {
+                    topic: key.topic.clone(),
+                    partition: key.partition,
+                    offset,
+                }),
+                ..RecordMeta::default()
+            },
+        };
+        state.pending = vec![pending(&kept, 25), pending(&other, 25)];
+        let replays = state.take_replays();
         assert_eq!(replays.len(), 1, "{replays:?}");
         assert_eq!((&replays[0].key, replays[0].offset), (&kept, 10));
+        assert_eq!(state.next_offsets.get(&kept), Some(&10));
+        let left: Vec<i32> = state
+            .pending
+            .iter()
+            .filter_map(|r| r.meta.origin.as_ref().map(|o| o.partition))
+            .collect();
+        assert_eq!(
+            left,
+            [other.partition],
+            "the kept partition's pending records go"
+        );
+        assert!(state.replays.is_empty());
+    }
 
-        // Acknowledgements that arrive while waiting end the wait.
-        let (shared, ack_tx, ids) =
-            in_flight_shared(&[revoked.clone(), kept.clone()], Duration::from_secs(60));
-        let sender = std::thread::spawn(move || {
-            for id in ids {
-                ack_tx.send((id, BatchStatus::Delivered)).expect("open");
+    #[test]
+    fn an_acknowledgement_during_the_wait_ends_it() {
+        let keys = [PartitionKey::new("audit", 0), PartitionKey::new("audit", 1)];
+        let (shared, ack_tx, ids) = in_flight_shared(&keys, Duration::from_secs(60));
+        ack_tx.send((ids[0], BatchStatus::Delivered)).expect("open");
+        // The second acknowledgement is sent once the wait holds the
+        // channel, which it does while it sleeps in `recv_timeout` (and
+        // briefly while it takes what has arrived; then the look that
+        // follows finds it instead).
+        let sender = std::thread::spawn({
+            let shared = Arc::clone(&shared);
+            move || {
+                while shared.acks.try_lock().is_ok() {
+                    std::thread::yield_now();
+                }
+                ack_tx.send((ids[1], BatchStatus::Delivered)).expect("open");
             }
         });
-        assert_eq!(shared.settle_in_flight(&[revoked, kept]), 0);
+        assert_eq!(shared.settle_in_flight(&keys), 0);
         sender.join().expect("no panic");
     }
 

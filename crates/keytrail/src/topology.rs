@@ -606,9 +606,13 @@ mod tests {
             let threads = Arc::new(Mutex::new(BTreeSet::new()));
             // The first batch (the largest) finishes only after the second
             // has: with more than one at a time it is overtaken, and must
-            // still leave first.
+            // still leave first. The second starts its wait only once the
+            // first has started, so the two overlap however the threads
+            // are scheduled.
             let (second_done, first_may_finish) = std_mpsc::channel::<()>();
             let first_may_finish = Mutex::new(first_may_finish);
+            let (first_started, second_may_go) = std_mpsc::channel::<()>();
+            let second_may_go = Mutex::new(second_may_go);
             let transform = {
                 let (running, most) = (Arc::clone(&running), Arc::clone(&most));
                 let threads = Arc::clone(&threads);
@@ -622,12 +626,22 @@ mod tests {
                     let batch = transforms.batch(raw);
                     if concurrency > 1 {
                         match first {
-                            Some(0) => first_may_finish
-                                .lock()
-                                .expect("not poisoned")
-                                .recv_timeout(Duration::from_secs(30))
-                                .expect("the second batch finished while the first ran"),
-                            Some(300) => second_done.send(()).expect("first batch waits"),
+                            Some(0) => {
+                                first_started.send(()).expect("second batch waits");
+                                first_may_finish
+                                    .lock()
+                                    .expect("not poisoned")
+                                    .recv_timeout(Duration::from_secs(30))
+                                    .expect("the second batch finished while the first ran");
+                            }
+                            Some(300) => {
+                                second_may_go
+                                    .lock()
+                                    .expect("not poisoned")
+                                    .recv_timeout(Duration::from_secs(30))
+                                    .expect("the first batch started");
+                                second_done.send(()).expect("first batch waits");
+                            }
                             _ => {}
                         }
                     }
