@@ -141,6 +141,12 @@ impl Transforms {
         }
     }
 
+    /// True when the normalizer's reader takes `line` in (UTF-8, one JSON
+    /// value), with nothing built: the floor under [`Transforms::with_event`].
+    pub fn walk(&self, line: &[u8]) -> bool {
+        self.normalizer.walk_line(line)
+    }
+
     /// One batch of records through the three stages, as `keytrail run`
     /// does it: each stage over the whole batch before the next.
     pub fn batch(&self, records: &[Vec<u8>]) -> keytrail_core::Batch {

@@ -3,6 +3,8 @@
 //!
 //! Modes:
 //! - `transforms`: normalize + enrich + classify each line;
+//! - `walk`: what the normalizer's reader must do before it keeps anything,
+//!   alone: the UTF-8 check and a validating walk over the whole line;
 //! - `transforms_batched`: the same work as `keytrail run` arranges it,
 //!   each stage over a batch of 1000 records before the next;
 //! - `json`: the same, then the contract JSON into a reused buffer through
@@ -93,6 +95,16 @@ fn pass_transforms(stages: &Transforms, lines: &[Vec<u8>]) -> u64 {
         events += u64::from(kept.is_some());
     }
     events
+}
+
+/// The reader's floor: each line checked as UTF-8 and walked as JSON,
+/// nothing built.
+#[inline(never)]
+fn pass_walk(stages: &Transforms, lines: &[Vec<u8>]) -> u64 {
+    lines
+        .iter()
+        .map(|line| u64::from(stages.walk(black_box(line))))
+        .sum()
 }
 
 /// The transforms as `keytrail run` applies them: batches of 1000 records,
@@ -265,6 +277,7 @@ fn main() {
     for _ in 0..passes {
         events += match mode.as_str() {
             "transforms" => pass_transforms(&stages, &lines),
+            "walk" => pass_walk(&stages, &lines),
             "transforms_batched" => pass_transforms_batched(&stages, &lines),
             "json" => pass_json(&stages, &lines, &mut out),
             "json_direct" => pass_json_direct(&stages, &lines, &mut out),
@@ -276,7 +289,7 @@ fn main() {
             "receive_via_message" => pass_receive_via_message(&requests, &mut out),
             other => {
                 eprintln!(
-                    "unknown mode {other}: transforms, json, json_direct, proto, otlp, \
+                    "unknown mode {other}: transforms, walk, json, json_direct, proto, otlp, \
                      otlp_messages, serde_value, receive or receive_via_message"
                 );
                 std::process::exit(2);

@@ -436,3 +436,30 @@ fn real_shapes_take_the_fast_path_and_read_as_serde_does() {
         assert_eq!(fast, reference, "{line}");
     }
 }
+
+#[test]
+fn the_walk_takes_what_the_reader_takes() {
+    let normalizer = Normalizer::default();
+    for line in [
+        SECUROSYS,
+        IBM_CREATE,
+        " [1, -2.5e3, true, null, {\"a\": \"\\n\"}] ",
+    ] {
+        assert!(normalizer.walk_line(line.as_bytes()), "{line}");
+    }
+    let cut = &IBM_CREATE[..IBM_CREATE.len() - 1];
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    // `\u` escapes are left to serde_json's fallback, so the walk stops.
+    for line in [
+        cut,
+        "{\"a\":\"\\u00e9\"}",
+        "{} {}",
+        "{\"a\":01}",
+        "{\"a\" 1}",
+        "[1,]",
+        deep.as_str(),
+    ] {
+        assert!(!normalizer.walk_line(line.as_bytes()), "{line}");
+    }
+    assert!(!normalizer.walk_line(b"{\"a\":\"\xff\"}"));
+}
