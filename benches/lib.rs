@@ -141,7 +141,7 @@ impl Transforms {
         }
     }
 
-    /// True when the normalizer's reader takes `line` in (UTF-8, one JSON
+    /// True when the normalizer's reader can walk `line` (UTF-8, one JSON
     /// value), with nothing built: the floor under [`Transforms::with_event`].
     pub fn walk(&self, line: &[u8]) -> bool {
         self.normalizer.walk_line(line)

@@ -97,8 +97,8 @@ impl<'a> Segments<'a> {
         }
         if !done {
             let tail = bytes.get(base..).unwrap_or_default();
-            for at in tail.iter().enumerate().filter(|&(_, &b)| b == b':') {
-                if cut(base + at.0) {
+            for (at, _) in tail.iter().enumerate().filter(|&(_, &b)| b == b':') {
+                if cut(base + at) {
                     break;
                 }
             }
@@ -199,6 +199,9 @@ mod tests {
             "v1:bluemix:public:kms:us-south:a/1:2:key:a:b:c:d",
             "é:ü:ß:東京:a/1:2:3:4:5",
             "1234567:12345678:123456789:",
+            // A byte one above `:` right after one: a borrowing zero-byte
+            // test would mark it too.
+            "a:;b:;:;c:;;:;d",
         ];
         for text in texts {
             for cut in 0..=text.len() {

@@ -181,11 +181,13 @@ impl Normalizer {
         self.event_from_line(line, &mut ctx)
     }
 
-    /// True when `line` is UTF-8 and one JSON value the fast reader takes in
-    /// (not one it leaves to serde_json, such as a `\u` escape): the
-    /// normalizer's first two steps alone, with nothing kept. The benches
-    /// time it as the floor under [`Normalizer::normalize_line`]
-    /// (`hotpath walk`).
+    /// True when `line` is UTF-8 and one JSON value of any type that the
+    /// fast reader can walk: no `\u` escape, no control byte inside a
+    /// string, nested at most `max_depth` deep. The UTF-8 check and the
+    /// walk alone, with nothing decoded or kept, so the benches time it as
+    /// the floor under [`Normalizer::normalize_line`] (`hotpath walk`). It
+    /// takes lines the normalizer still hands to serde_json (a value other
+    /// than an object, a duplicate field, a key with escapes).
     pub fn walk_line(&self, line: &[u8]) -> bool {
         simdutf8::basic::from_utf8(line).is_ok_and(|text| scan::walk(text, self.max_depth).is_ok())
     }

@@ -45,8 +45,8 @@ pub(crate) fn read_top<'a>(text: &'a str, max_depth: usize, top: &mut Top<'a>) -
     reader.end()
 }
 
-/// Walks one JSON value (the whole text, whitespace around it allowed),
-/// validating it as [`read_top`] does but keeping nothing.
+/// Walks one JSON value of any type (the whole text, whitespace around it
+/// allowed), validating it as [`Reader::skip`] does and keeping nothing.
 pub(crate) fn walk(text: &str, max_depth: usize) -> Result<()> {
     let mut reader = Reader::new(text, max_depth);
     reader.skip()?;

@@ -438,27 +438,28 @@ fn real_shapes_take_the_fast_path_and_read_as_serde_does() {
 }
 
 #[test]
-fn the_walk_takes_what_the_reader_takes() {
+fn the_walk_takes_json_the_reader_can_walk() {
     let normalizer = Normalizer::default();
-    for line in [
-        SECUROSYS,
-        IBM_CREATE,
-        " [1, -2.5e3, true, null, {\"a\": \"\\n\"}] ",
-    ] {
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let (deepest, too_deep) = (nested(DEFAULT_MAX_DEPTH), nested(DEFAULT_MAX_DEPTH + 1));
+    let spaced = "\t{ \"a\" :\r\n[1, -2.5e3, true, null, {\"b\": \"\\n\"}] }\n";
+    for line in [SECUROSYS, IBM_CREATE, spaced, deepest.as_str()] {
         assert!(normalizer.walk_line(line.as_bytes()), "{line}");
     }
     let cut = &IBM_CREATE[..IBM_CREATE.len() - 1];
-    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    // `\u` escapes are left to serde_json's fallback, so the walk stops.
-    for line in [
+    // `\u` escapes and control bytes in strings are left to serde_json's
+    // fallback, so the walk stops at them.
+    let stops = [
         cut,
         "{\"a\":\"\\u00e9\"}",
+        "{\"a\":\"x\ty\"}",
         "{} {}",
         "{\"a\":01}",
         "{\"a\" 1}",
         "[1,]",
-        deep.as_str(),
-    ] {
+        too_deep.as_str(),
+    ];
+    for line in stops {
         assert!(!normalizer.walk_line(line.as_bytes()), "{line}");
     }
     assert!(!normalizer.walk_line(b"{\"a\":\"\xff\"}"));
