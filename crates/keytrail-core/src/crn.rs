@@ -27,7 +27,7 @@ impl<'a> Crn<'a> {
     /// Parses a CRN, with or without its `crn:` prefix; `None` when it has
     /// no service segment.
     pub fn parse(text: &'a str) -> Option<Crn<'a>> {
-        let text = trim(text);
+        let text = crate::trim(text);
         let body = text.strip_prefix("crn:").unwrap_or(text);
         let segments = Segments::split(body);
         let version = segments.get(0)?;
@@ -50,15 +50,6 @@ impl<'a> Crn<'a> {
             resource_type,
             resource,
         })
-    }
-}
-
-/// `str::trim` without decoding characters when both ends are visible
-/// ASCII, as they are in every CRN (this runs twice per IBM event).
-fn trim(text: &str) -> &str {
-    match (text.as_bytes().first(), text.as_bytes().last()) {
-        (Some(&first), Some(&last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
-        _ => text.trim(),
     }
 }
 

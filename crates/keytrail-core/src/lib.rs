@@ -27,6 +27,7 @@ pub mod json;
 pub mod stage;
 pub mod time;
 pub mod topic;
+pub mod trim;
 
 pub use batch::{AckToken, Batch, BatchStatus, RawBatch, RawRecord, RecordMeta};
 pub use compact_str::CompactString;
@@ -42,3 +43,4 @@ pub use stage::{
 };
 pub use time::{TimeError, Timestamp};
 pub use topic::Topic;
+pub use trim::trim;

@@ -53,7 +53,7 @@ impl Timestamp {
     /// fixed-layout parser; anything else goes through chrono's RFC 3339
     /// parser, which also decides what is refused.
     pub fn parse_vendor(text: &str) -> Result<Timestamp, TimeError> {
-        let bytes = text.trim().as_bytes();
+        let bytes = crate::trim(text).as_bytes();
         let err = || TimeError {
             text: text.chars().take(64).collect(),
         };
@@ -217,22 +217,72 @@ fn days_in_month(year: i64, month: i64) -> i64 {
     }
 }
 
+/// The stem every strict form starts with: `0` where a digit goes.
+const STEM: &[u8; 19] = b"0000-00-00T00:00:00";
+
+/// The checks of the eight stem bytes from `at`, as words: which bits are
+/// compared (a digit's high nibble, all of a separator), what they must
+/// be (`0x3_`, the separator), what is added to each digit so that one
+/// above `9` leaves `0x3_` (`0x06`; nothing on a separator), and the
+/// digits' high nibbles.
+const fn stem_word_checks(at: usize) -> [u64; 4] {
+    let (mut compared, mut expected, mut add, mut digits) = (0u64, 0u64, 0u64, 0u64);
+    let mut i = 0;
+    while i < 8 {
+        let shift = 8 * i;
+        let c = STEM[at + i];
+        if c == b'0' {
+            compared |= 0xF0 << shift;
+            expected |= 0x30 << shift;
+            add |= 0x06 << shift;
+            digits |= 0xF0 << shift;
+        } else {
+            compared |= 0xFF << shift;
+            expected |= (c as u64) << shift;
+        }
+        i += 1;
+    }
+    [compared, expected, add, digits]
+}
+
+/// Where the three checked words of the stem start; together they cover
+/// all 19 bytes.
+const STEM_WORDS: [usize; 3] = [0, 8, 11];
+const STEM_CHECKS: [[u64; 4]; 3] = [
+    stem_word_checks(STEM_WORDS[0]),
+    stem_word_checks(STEM_WORDS[1]),
+    stem_word_checks(STEM_WORDS[2]),
+];
+
+/// True when `stem` is `YYYY-MM-DDTHH:MM:SS` with ASCII digits: a word at
+/// a time, every byte of the word at once. A digit's high nibble must be
+/// `3`; adding 6 then carries out of no byte, and keeps it `3` only for
+/// `0` to `9`.
+fn stem_is_well_formed(stem: &[u8; 19]) -> bool {
+    let mut ok = true;
+    for (at, [compared, expected, add, digits]) in STEM_WORDS.into_iter().zip(STEM_CHECKS) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&stem[at..at + 8]);
+        let word = u64::from_le_bytes(bytes);
+        ok &= word & compared == expected && word.wrapping_add(add) & digits == expected & digits;
+    }
+    ok
+}
+
 /// The strict forms: `YYYY-MM-DDTHH:MM:SS`, an optional `.` with 1 to 9
 /// digits, then `Z`, `±HH:MM` or `±HHMM`, every field in range. `None`
 /// for anything else (chrono decides then).
 fn parse_fixed(b: &[u8]) -> Option<i64> {
-    let digit = |at: usize| -> Option<i64> {
-        let c = *b.get(at)?;
-        c.is_ascii_digit().then(|| i64::from(c - b'0'))
-    };
-    let two = |at: usize| -> Option<i64> { Some(digit(at)? * 10 + digit(at + 1)?) };
-    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if separators.iter().any(|&(at, c)| b.get(at) != Some(&c)) {
+    let stem: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+    if !stem_is_well_formed(stem) {
         return None;
     }
-    let year = two(0)? * 100 + two(2)?;
-    let (month, day) = (two(5)?, two(8)?);
-    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    // Every digit was checked above.
+    let value = |c: u8| i64::from(c.wrapping_sub(b'0'));
+    let two = |at: usize| value(stem[at]) * 10 + value(stem[at + 1]);
+    let year = two(0) * 100 + two(2);
+    let (month, day) = (two(5), two(8));
+    let (hour, minute, second) = (two(11), two(14), two(17));
     let in_range = (1..=12).contains(&month)
         && (1..=days_in_month(year, month)).contains(&day)
         && hour <= 23
@@ -241,6 +291,10 @@ fn parse_fixed(b: &[u8]) -> Option<i64> {
     if !in_range {
         return None;
     }
+    let digit = |at: usize| -> Option<i64> {
+        let c = *b.get(at)?;
+        c.is_ascii_digit().then(|| i64::from(c - b'0'))
+    };
     let mut at = 19;
     let mut millis = 0;
     if b.get(at) == Some(&b'.') {
@@ -260,16 +314,19 @@ fn parse_fixed(b: &[u8]) -> Option<i64> {
             millis *= 10;
         }
     }
-    let offset_minutes = match b.get(at..)? {
+    let offset_minutes = match *b.get(at..)? {
         [b'Z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] | [sign @ (b'+' | b'-'), _, _, _, _] => {
-            let minutes_at = if b.len() - at == 6 { at + 4 } else { at + 3 };
-            let (hours, minutes) = (two(at + 1)?, two(minutes_at)?);
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
+            if ![h1, h2, m1, m2].iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let hours = value(h1) * 10 + value(h2);
+            let minutes = value(m1) * 10 + value(m2);
             if hours > 23 || minutes > 59 {
                 return None;
             }
             let offset = hours * 60 + minutes;
-            if *sign == b'-' { -offset } else { offset }
+            if sign == b'-' { -offset } else { offset }
         }
         _ => return None,
     };
@@ -413,6 +470,50 @@ mod tests {
                 Timestamp::parse_with_chrono(text.as_bytes()),
                 "{text}"
             );
+        }
+    }
+
+    /// Every byte at every place of the stem, and pairs of edge bytes at
+    /// neighbouring places: the word checks take exactly a digit where
+    /// `STEM` has `0` and exactly its separator elsewhere.
+    #[test]
+    fn the_stem_check_takes_exactly_its_layout() {
+        let good = *b"2024-02-29T23:59:58";
+        assert!(stem_is_well_formed(&good));
+        let fits = |at: usize, byte: u8| {
+            if STEM[at] == b'0' {
+                byte.is_ascii_digit()
+            } else {
+                byte == STEM[at]
+            }
+        };
+        for at in 0..19 {
+            for byte in 0..=u8::MAX {
+                let mut stem = good;
+                stem[at] = byte;
+                assert_eq!(
+                    stem_is_well_formed(&stem),
+                    fits(at, byte),
+                    "{byte:#04x} at {at}"
+                );
+            }
+        }
+        let edges = [
+            0x00, b'-', b'/', b'0', b'9', b':', b'?', b'T', 0xB0, 0xB9, 0xFF,
+        ];
+        for at in 0..18 {
+            for first in edges {
+                for second in edges {
+                    let mut stem = good;
+                    stem[at] = first;
+                    stem[at + 1] = second;
+                    assert_eq!(
+                        stem_is_well_formed(&stem),
+                        fits(at, first) && fits(at + 1, second),
+                        "{first:#04x} {second:#04x} at {at}"
+                    );
+                }
+            }
         }
     }
 

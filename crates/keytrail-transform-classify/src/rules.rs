@@ -172,8 +172,16 @@ struct IbmAction<'a> {
 
 impl<'a> IbmAction<'a> {
     fn parse(action: &'a str) -> IbmAction<'a> {
-        let (prefix, name) = action.split_once('.').unwrap_or((action, ""));
-        let verb = name.rsplit('.').next().unwrap_or("");
+        // Byte searches: a `char` pattern costs more than these short
+        // names take to scan.
+        let (prefix, name) = match action.bytes().position(|b| b == b'.') {
+            Some(dot) => (&action[..dot], &action[dot + 1..]),
+            None => (action, ""),
+        };
+        let verb = match name.bytes().rposition(|b| b == b'.') {
+            Some(dot) => &name[dot + 1..],
+            None => name,
+        };
         IbmAction {
             known_service: IBM_KNOWN_PREFIXES.contains(&prefix),
             name,
@@ -271,7 +279,7 @@ fn assess_ibm(lookups: &Lookups, event: &Event) -> Assessment {
     let declared_level = event
         .vendor_severity
         .as_deref()
-        .map(str::trim)
+        .map(keytrail_core::trim)
         .and_then(|declared| {
             IBM_DECLARED_SEVERITY
                 .iter()
@@ -297,7 +305,7 @@ fn assess_ibm(lookups: &Lookups, event: &Event) -> Assessment {
 }
 
 fn assess_securosys(lookups: &Lookups, event: &Event) -> Assessment {
-    let level = event.vendor_severity.as_deref().map(str::trim);
+    let level = event.vendor_severity.as_deref().map(keytrail_core::trim);
     let severity = level
         .and_then(|level| {
             SECUROSYS_LEVEL_SEVERITY
@@ -448,6 +456,10 @@ mod tests {
             ("iam-groups.group.create", false, "group.create", "create"),
             ("hs-crypto", true, "", ""),
             ("", false, "", ""),
+            ("kms.", true, "", ""),
+            ("kms.keys", true, "keys", "keys"),
+            ("a..b", false, ".b", "b"),
+            ("é.ü.ß", false, "ü.ß", "ß"),
         ];
         for (action, known, name, verb) in cases {
             let parsed = IbmAction::parse(action);

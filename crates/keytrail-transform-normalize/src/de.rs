@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use keytrail_core::CompactString;
+use keytrail_core::{CompactString, trim};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -40,19 +40,6 @@ impl<'a> Str<'a> {
 
     pub(crate) fn is_present(&self) -> bool {
         self.get().is_some()
-    }
-}
-
-/// `str::trim`, without decoding characters in the usual case: text that
-/// starts and ends with a visible ASCII character has nothing to trim.
-#[inline]
-pub(crate) fn trim(text: &str) -> &str {
-    let visible = |b: &u8| (b'!'..=b'~').contains(b);
-    let bytes = text.as_bytes();
-    if bytes.first().is_some_and(visible) && bytes.last().is_some_and(visible) {
-        text
-    } else {
-        text.trim()
     }
 }
 
@@ -387,24 +374,6 @@ mod tests {
         assert_eq!(probe(r#"{"s":"  "}"#).s.get(), None);
         assert_eq!(probe(r#"{"s":{"x":[1]}}"#).s.get(), None);
         assert_eq!(probe(r#"{"s":null}"#).s.get(), None);
-    }
-
-    #[test]
-    fn trim_is_str_trim() {
-        for text in [
-            "",
-            " ",
-            "a",
-            " a ",
-            "a\u{a0}",
-            "\u{2003}b",
-            "x y",
-            "\tz\r",
-            "~!",
-            "\u{7f}",
-        ] {
-            assert_eq!(trim(text), text.trim(), "{text:?}");
-        }
     }
 
     #[test]

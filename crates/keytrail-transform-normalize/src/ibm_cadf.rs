@@ -41,7 +41,7 @@ pub(crate) fn source(
 ///
 /// [`Crn::parse`]: keytrail_core::crn::Crn::parse
 pub(crate) fn crn_service(text: &str) -> Option<&str> {
-    let text = crate::de::trim(text);
+    let text = keytrail_core::trim(text);
     let body = text.strip_prefix("crn:").unwrap_or(text);
     let mut segment = 0;
     let mut start = 0;
@@ -71,7 +71,7 @@ fn usable_service(segment: &str) -> Option<&str> {
 /// Maps an IBM `outcome` and status code: failures answered 401 or 403 are
 /// denials.
 pub(crate) fn outcome(outcome: Option<&str>, status: Option<u32>) -> Outcome {
-    match outcome.map(str::trim) {
+    match outcome.map(keytrail_core::trim) {
         Some(o) if o.eq_ignore_ascii_case("success") => Outcome::Success,
         Some(o) if o.eq_ignore_ascii_case("failure") => match status {
             Some(401 | 403) => Outcome::Denied,
