@@ -52,7 +52,7 @@ impl<'a> TkeLocation<'a> {
     /// Splits a location at the dots that are outside brackets.
     pub fn parse(text: &'a str) -> TkeLocation<'a> {
         let mut parts = TopLevelParts {
-            rest: Some(text.trim()),
+            rest: Some(keytrail_core::trim(text)),
         }
         .map(bracketed);
         let region = parts.next().flatten();
@@ -80,11 +80,12 @@ impl<'a> Iterator for TopLevelParts<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let text = self.rest?;
         let mut depth = 0usize;
-        for (i, c) in text.char_indices() {
-            match c {
-                '[' => depth += 1,
-                ']' => depth = depth.saturating_sub(1),
-                '.' if depth == 0 => {
+        // The marks are ASCII, so every cut is on a character boundary.
+        for (i, b) in text.bytes().enumerate() {
+            match b {
+                b'[' => depth += 1,
+                b']' => depth = depth.saturating_sub(1),
+                b'.' if depth == 0 => {
                     self.rest = Some(&text[i + 1..]);
                     return Some(&text[..i]);
                 }
@@ -98,10 +99,10 @@ impl<'a> Iterator for TopLevelParts<'a> {
 
 /// The inside of `[…]`, trimmed, when the part is bracketed and not empty.
 fn bracketed(part: &str) -> Option<&str> {
-    part.trim()
+    keytrail_core::trim(part)
         .strip_prefix('[')?
         .strip_suffix(']')
-        .map(str::trim)
+        .map(keytrail_core::trim)
         .filter(|inner| !inner.is_empty())
 }
 

@@ -352,10 +352,12 @@ impl Data {
             }
             "keyState" => {
                 let state = from.text()?;
-                self.key_state = state.get().map(|s| match s.trim().parse::<i64>() {
-                    Ok(code) => KeyState::Code(code),
-                    Err(_) => KeyState::Name(s.trim().to_ascii_lowercase()),
-                });
+                self.key_state = state
+                    .get()
+                    .map(|s| match keytrail_core::trim(s).parse::<i64>() {
+                        Ok(code) => KeyState::Code(code),
+                        Err(_) => KeyState::Name(keytrail_core::trim(s).to_ascii_lowercase()),
+                    });
             }
             "initialValue" => self.initial_value = from.nested()?,
             "newValue" => self.new_value = from.nested()?,

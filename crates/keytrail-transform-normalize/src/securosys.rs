@@ -13,7 +13,7 @@ use crate::{Context, Rejection};
 
 /// Maps a Securosys `result` to the outcome.
 pub(crate) fn outcome(result: Option<&str>) -> Outcome {
-    match result.map(str::trim) {
+    match result.map(keytrail_core::trim) {
         Some(r) if r.eq_ignore_ascii_case("SUCCESS") => Outcome::Success,
         Some(r) if r.eq_ignore_ascii_case("DENIED") => Outcome::Denied,
         Some(r) if r.eq_ignore_ascii_case("ERROR") => Outcome::Failure,
@@ -30,7 +30,7 @@ pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejec
     event.category = top
         .category
         .get()
-        .and_then(|c| Category::from_name(c.trim()))
+        .and_then(|c| Category::from_name(keytrail_core::trim(c)))
         .unwrap_or(Category::Other);
     event.outcome = outcome(top.result.get());
     event.vendor_severity = top.level.trimmed();
