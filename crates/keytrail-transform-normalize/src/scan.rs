@@ -197,6 +197,25 @@ fn find_quote_or_backslash(bytes: &[u8], from: usize) -> usize {
     memchr::memchr2(b'"', b'\\', rest).map_or(bytes.len(), |i| at + i)
 }
 
+/// Where the usual key that starts at `from` ends: the index of its
+/// closing quote when one of the first 16 bytes is, no backslash comes
+/// before it, and a colon follows it at once; `None` for any other key
+/// (the general path reads it). In text known to hold no control byte.
+#[inline(always)]
+fn short_key_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let first = quote_or_backslash(word(bytes.get(from..from + 8)?));
+    let end = if first != 0 {
+        from + (first.trailing_zeros() / 8) as usize
+    } else {
+        let second = quote_or_backslash(word(bytes.get(from + 8..from + 16)?));
+        if second == 0 {
+            return None;
+        }
+        from + 8 + (second.trailing_zeros() / 8) as usize
+    };
+    (bytes.get(end..end + 2) == Some(b"\":")).then_some(end)
+}
+
 /// True when the text holds a byte below 0x20 anywhere: its smallest byte,
 /// as one branch-free fold over the whole text (a line is about a kilobyte,
 /// and usually clean), which the compiler turns into vector minimums.
@@ -496,8 +515,30 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// `"key"` and the colon after it.
+    /// `"key"` and the colon after it. The usual key (compact text, no
+    /// escape, under 16 bytes, the colon right after it) is read here with
+    /// no call, so this small part inlines where keys are read; any other
+    /// goes through [`Reader::key_general`].
+    #[inline]
     fn key(&mut self) -> Result<Raw> {
+        if self.clean
+            && self.peek() == Some(b'"')
+            && let Some(end) = short_key_end(self.bytes, self.pos + 1)
+        {
+            let start = self.pos + 1;
+            self.pos = end + 2;
+            return Ok(Raw {
+                start,
+                end,
+                escaped: false,
+            });
+        }
+        self.key_general()
+    }
+
+    /// [`Reader::key`] for every key.
+    #[inline(never)]
+    fn key_general(&mut self) -> Result<Raw> {
         self.expect(b'"')?;
         let key = self.string()?;
         self.ws();
@@ -1161,6 +1202,48 @@ mod tests {
             }
             assert_eq!(find_quote_or_backslash(&vec![b'a'; len], 0), len);
         }
+    }
+
+    /// The short key's path against the general one, reader by reader:
+    /// every length around the two words it looks at, an escape at every
+    /// place, whitespace before the colon, no colon, and the text ending
+    /// at every point after the key.
+    #[test]
+    fn short_keys_read_as_the_general_path_reads_them() {
+        let read = |text: &str, general: bool| {
+            let mut reader = Reader::new(text, 64);
+            let key = if general {
+                reader.key_general()
+            } else {
+                reader.key()
+            };
+            key.map(|raw| (raw.start, raw.end, raw.escaped, reader.pos))
+        };
+        let mut keys = Vec::new();
+        for len in 0..20 {
+            let plain = "k".repeat(len);
+            keys.push(plain.clone());
+            for at in 0..=len {
+                for escape in [r#"\""#, r"\\", r"\u0041", "\"", "\\"] {
+                    let mut key = plain.clone();
+                    key.insert_str(at, escape);
+                    keys.push(key);
+                }
+            }
+        }
+        let mut checked = 0;
+        for key in &keys {
+            for after in [":1}", ":", " :1}", "\n:1}", "1}", ",", ""] {
+                let whole = format!("\"{key}\"{after}");
+                for end in 0..=whole.len() {
+                    let text = &whole[..end];
+                    let fast = read(text, false);
+                    assert_eq!(fast, read(text, true), "{text:?}");
+                    checked += usize::from(fast.is_ok());
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} keys were read");
     }
 
     #[test]
