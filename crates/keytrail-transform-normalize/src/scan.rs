@@ -25,6 +25,7 @@ use std::borrow::Cow;
 
 use keytrail_core::DetailsBuilder;
 use keytrail_core::event::find_json_special;
+use wide::u8x16;
 
 use crate::de::{Embedded, Flag, Int, Obj, Str};
 use crate::material::is_key_material;
@@ -165,55 +166,67 @@ fn backslashes(chunk: u64) -> u64 {
     backslash.wrapping_sub(splat(1)) & !backslash & splat(0x80)
 }
 
-/// Marks (high bit of the byte) where `chunk` holds `"` or `\`; only the
-/// lowest mark is exact.
-#[inline]
-fn quote_or_backslash(chunk: u64) -> u64 {
-    let quote = chunk ^ splat(b'"');
-    let quote = quote.wrapping_sub(splat(1)) & !quote;
-    let backslash = chunk ^ splat(b'\\');
-    let backslash = backslash.wrapping_sub(splat(1)) & !backslash;
-    (quote | backslash) & splat(0x80)
+/// Bit `i` set where `chunk[i]` is `"` or `\`: two byte compares of
+/// sixteen lanes and one mask (SSE2 on every x86-64; `wide` falls back to
+/// plain arrays where no vector unit is known).
+#[inline(always)]
+fn quote_or_backslash(chunk: [u8; 16]) -> u32 {
+    let lanes = u8x16::from(chunk);
+    (lanes.simd_eq(u8x16::splat(b'"')) | lanes.simd_eq(u8x16::splat(b'\\'))).to_bitmask()
+}
+
+/// The sixteen bytes at `at`, if the text has them.
+#[inline(always)]
+fn chunk_at(bytes: &[u8], at: usize) -> Option<[u8; 16]> {
+    bytes.get(at..at.checked_add(16)?)?.try_into().ok()
 }
 
 /// The index of the first `"` or `\` at or after `from`, or the length,
-/// in text known to hold no control byte: the first 16 bytes word by
-/// word (most keys and many values end there), the rest with `memchr2`,
-/// which picks the widest vector instructions the CPU has at run time.
+/// in text known to hold no control byte: sixteen bytes a step, inline
+/// (keys and most values end within the first steps). Under sixteen bytes
+/// from the end, the text's last sixteen are tested instead, the marks
+/// before `from`'s place shifted out, so the end of a line costs no byte
+/// loop either.
 #[inline]
 fn find_quote_or_backslash(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
-    for _ in 0..2 {
-        let Some(chunk) = bytes.get(at..at + 8) else {
-            break;
-        };
-        let marks = quote_or_backslash(word(chunk));
+    while let Some(chunk) = chunk_at(bytes, at) {
+        let marks = quote_or_backslash(chunk);
         if marks != 0 {
-            return at + (marks.trailing_zeros() / 8) as usize;
+            return at + marks.trailing_zeros() as usize;
         }
-        at += 8;
+        at += 16;
     }
-    let rest = bytes.get(at..).unwrap_or_default();
-    memchr::memchr2(b'"', b'\\', rest).map_or(bytes.len(), |i| at + i)
+    let Some(last) = bytes.len().checked_sub(16) else {
+        return bytes
+            .iter()
+            .skip(at)
+            .position(|&b| b == b'"' || b == b'\\')
+            .map_or(bytes.len(), |i| at + i);
+    };
+    let marks = chunk_at(bytes, last).map_or(0, quote_or_backslash);
+    // `at` is past `last` here (else a whole chunk was left), and at most
+    // the length, so the shift is 1 to 16.
+    let marks = marks.checked_shr((at - last) as u32).unwrap_or(0);
+    if marks != 0 {
+        at + marks.trailing_zeros() as usize
+    } else {
+        bytes.len()
+    }
 }
 
 /// Where the usual key that starts at `from` ends: the index of its
 /// closing quote when one of the first 16 bytes is, no backslash comes
 /// before it, and a colon follows it at once; `None` for any other key,
-/// and for a usual one whose word runs past the end of the text (the
+/// and for a usual one less than 16 bytes from the end of the text (the
 /// general path reads both). In text known to hold no control byte.
 #[inline(always)]
 fn short_key_end(bytes: &[u8], from: usize) -> Option<usize> {
-    let first = quote_or_backslash(word(bytes.get(from..from + 8)?));
-    let end = if first != 0 {
-        from + (first.trailing_zeros() / 8) as usize
-    } else {
-        let second = quote_or_backslash(word(bytes.get(from + 8..from + 16)?));
-        if second == 0 {
-            return None;
-        }
-        from + 8 + (second.trailing_zeros() / 8) as usize
-    };
+    let marks = quote_or_backslash(chunk_at(bytes, from)?);
+    if marks == 0 {
+        return None;
+    }
+    let end = from + marks.trailing_zeros() as usize;
     (bytes.get(end..end + 2) == Some(b"\":")).then_some(end)
 }
 
@@ -1205,6 +1218,30 @@ mod tests {
                     }
                 }
                 assert_eq!(find_quote_or_backslash(&vec![filler; len], 0), len);
+            }
+        }
+    }
+
+    /// Marks before the start are not found, wherever the start is: in a
+    /// whole step, or in the last sixteen bytes the search falls back to.
+    #[test]
+    fn finds_nothing_before_the_start() {
+        for len in 0..80 {
+            for from in 0..=len {
+                for special in [b'"', b'\\'] {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[..from].fill(special);
+                    assert_eq!(find_quote_or_backslash(&bytes, from), len, "{len} {from}");
+                    for at in from..len {
+                        let mut bytes = bytes.clone();
+                        bytes[at] = special;
+                        assert_eq!(
+                            find_quote_or_backslash(&bytes, from),
+                            at,
+                            "{len} {from} {at}"
+                        );
+                    }
+                }
             }
         }
     }
