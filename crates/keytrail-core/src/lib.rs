@@ -24,6 +24,7 @@ pub mod details;
 pub mod event;
 pub mod ident;
 pub mod json;
+pub mod lanes;
 pub mod stage;
 pub mod time;
 pub mod topic;

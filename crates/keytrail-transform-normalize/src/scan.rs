@@ -25,7 +25,7 @@ use std::borrow::Cow;
 
 use keytrail_core::DetailsBuilder;
 use keytrail_core::event::find_json_special;
-use wide::u8x16;
+use keytrail_core::lanes::{self, chunk as chunk_at};
 
 use crate::de::{Embedded, Flag, Int, Obj, Str};
 use crate::material::is_key_material;
@@ -166,19 +166,10 @@ fn backslashes(chunk: u64) -> u64 {
     backslash.wrapping_sub(splat(1)) & !backslash & splat(0x80)
 }
 
-/// Bit `i` set where `chunk[i]` is `"` or `\`: two byte compares of
-/// sixteen lanes and one mask (SSE2 on every x86-64; `wide` falls back to
-/// plain arrays where no vector unit is known).
+/// Bit `i` set where `chunk[i]` is `"` or `\`.
 #[inline(always)]
 fn quote_or_backslash(chunk: [u8; 16]) -> u32 {
-    let lanes = u8x16::from(chunk);
-    (lanes.simd_eq(u8x16::splat(b'"')) | lanes.simd_eq(u8x16::splat(b'\\'))).to_bitmask()
-}
-
-/// The sixteen bytes at `at`, if the text has them.
-#[inline(always)]
-fn chunk_at(bytes: &[u8], at: usize) -> Option<[u8; 16]> {
-    bytes.get(at..at.checked_add(16)?)?.try_into().ok()
+    lanes::eq2(chunk, b'"', b'\\')
 }
 
 /// The index of the first `"` or `\` at or after `from`, or the length,
@@ -197,22 +188,19 @@ fn find_quote_or_backslash(bytes: &[u8], from: usize) -> usize {
         }
         at += 16;
     }
-    let Some(last) = bytes.len().checked_sub(16) else {
-        return bytes
-            .iter()
-            .skip(at)
-            .position(|&b| b == b'"' || b == b'\\')
-            .map_or(bytes.len(), |i| at + i);
-    };
-    let marks = chunk_at(bytes, last).map_or(0, quote_or_backslash);
-    // `at` is past `last` here (else a whole chunk was left), and at most
-    // the length, so the shift is 1 to 16.
-    let marks = marks.checked_shr((at - last) as u32).unwrap_or(0);
-    if marks != 0 {
-        at + marks.trailing_zeros() as usize
-    } else {
-        bytes.len()
+    if let Some(marks) = lanes::rest(bytes, at, quote_or_backslash) {
+        return if marks != 0 {
+            at + marks.trailing_zeros() as usize
+        } else {
+            bytes.len()
+        };
     }
+    // A text under sixteen bytes.
+    bytes
+        .iter()
+        .skip(at)
+        .position(|&b| b == b'"' || b == b'\\')
+        .map_or(bytes.len(), |i| at + i)
 }
 
 /// Where the usual key that starts at `from` ends: the index of its
