@@ -4,9 +4,10 @@
 //! One forward pass over the bytes. Fields the contract reads are taken as
 //! borrowed slices of the input (decoded only when they hold escapes);
 //! everything else is skipped: validated as JSON, never built. Strings are
-//! scanned a word (eight bytes) at a time for the bytes that end a run: in
-//! the usual line, which one vectorized pass shows to hold no control byte,
-//! only `"` and `\` (long runs with `memchr2`); otherwise control bytes too.
+//! scanned for the bytes that end a run: in the usual line, which one
+//! vectorized pass shows to hold no control byte, only `"` and `\`,
+//! sixteen bytes a step ([`keytrail_core::lanes`]); otherwise control
+//! bytes too, a word at a time.
 //! Nesting is counted on the way, so no separate depth pass is needed.
 //!
 //! It fills exactly the structs serde_json fills through the `Deserialize`
