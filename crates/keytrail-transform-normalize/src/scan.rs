@@ -87,26 +87,26 @@ struct Raw {
 ///
 /// The usual callers are IBM's JSON-encoded `requestData` and a LogDNA
 /// `_line` holding a whole event: hundreds of bytes with an escaped quote
-/// every dozen. Each word of eight bytes is
-/// copied whole and the write position moves up to the first backslash in
-/// it, so runs between escapes cost no call; `out` has a word of room past
-/// the text for the last copy. `None` only if the result were not UTF-8,
-/// which replacing ASCII escapes in a `str` cannot cause.
+/// every dozen. Each sixteen bytes are copied whole and the write position
+/// moves up to the first backslash among them, so runs between escapes
+/// cost no call; `out` has sixteen bytes of room past the text for the
+/// last copy. `None` only if the result were not UTF-8, which replacing
+/// ASCII escapes in a `str` cannot cause.
 fn unescape(text: &str) -> Option<String> {
     let src = text.as_bytes();
-    let mut out = vec![0u8; src.len() + 8];
+    let mut out = vec![0u8; src.len() + 16];
     let (mut read, mut written) = (0, 0);
     loop {
-        let at = match src.get(read..read + 8) {
+        let at = match chunk_at(src, read) {
             Some(chunk) => {
-                out.get_mut(written..written + 8)?.copy_from_slice(chunk);
-                let marks = backslashes(word(chunk));
+                out.get_mut(written..written + 16)?.copy_from_slice(&chunk);
+                let marks = lanes::eq(chunk, b'\\');
                 if marks == 0 {
-                    read += 8;
-                    written += 8;
+                    read += 16;
+                    written += 16;
                     continue;
                 }
-                (marks.trailing_zeros() / 8) as usize
+                marks.trailing_zeros() as usize
             }
             None => {
                 let rest = src.get(read..)?;
@@ -144,27 +144,6 @@ fn unescape(text: &str) -> Option<String> {
 enum Integer {
     Unsigned(u64),
     Signed(i64),
-}
-
-/// Eight copies of a byte.
-const fn splat(byte: u8) -> u64 {
-    0x0101_0101_0101_0101 * byte as u64
-}
-
-/// Eight bytes as one little-endian word.
-#[inline]
-fn word(chunk: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(chunk);
-    u64::from_le_bytes(bytes)
-}
-
-/// Marks (high bit of the byte) where `chunk` holds `\`; only the lowest
-/// mark is exact.
-#[inline]
-fn backslashes(chunk: u64) -> u64 {
-    let backslash = chunk ^ splat(b'\\');
-    backslash.wrapping_sub(splat(1)) & !backslash & splat(0x80)
 }
 
 /// Bit `i` set where `chunk[i]` is `"` or `\`.
