@@ -25,6 +25,38 @@ pub fn eq2(chunk: [u8; 16], a: u8, b: u8) -> u32 {
     (lanes.simd_eq(u8x16::splat(a)) | lanes.simd_eq(u8x16::splat(b))).to_bitmask()
 }
 
+/// True when some byte of `bytes` is below `limit`: the smallest byte of
+/// each lane, sixty-four bytes a step with no branch but the loop's, then
+/// the last sixteen (overlapping what was read), and a byte loop only for
+/// a text under sixteen bytes.
+pub fn any_below(bytes: &[u8], limit: u8) -> bool {
+    let lanes = |chunk: &[u8]| u8x16::from(<[u8; 16]>::try_from(chunk).unwrap_or([u8::MAX; 16]));
+    let mut least = u8x16::splat(u8::MAX);
+    let mut blocks = bytes.chunks_exact(64);
+    for block in &mut blocks {
+        let (a, b) = block.split_at(32);
+        let (a0, a1) = a.split_at(16);
+        let (b0, b1) = b.split_at(16);
+        least = least.min(lanes(a0).min(lanes(a1)).min(lanes(b0).min(lanes(b1))));
+    }
+    let mut chunks = blocks.remainder().chunks_exact(16);
+    for chunk in &mut chunks {
+        least = least.min(lanes(chunk));
+    }
+    if !chunks.remainder().is_empty() {
+        match bytes.len().checked_sub(16) {
+            Some(last) => least = least.min(lanes(bytes.get(last..).unwrap_or_default())),
+            None => return bytes.iter().any(|&b| b < limit),
+        }
+    }
+    // A lane is below the limit when the limit's predecessor is not below
+    // it (`limit` 0 has no such byte).
+    let Some(most) = limit.checked_sub(1) else {
+        return false;
+    };
+    least.min(u8x16::splat(most)).simd_eq(least).to_bitmask() != 0
+}
+
 /// `marks` of the bytes from `at` to the end of a text with fewer than
 /// sixteen left there (bit 0 stands for `at`): the text's last sixteen
 /// bytes are tested and the marks before `at` shifted out, so the end of a
@@ -94,6 +126,27 @@ mod tests {
                     .filter(|&i| i % 3 == 0)
                     .fold(0u32, |mask, i| mask | 1 << (i - at));
                 assert_eq!(got, Some(expected), "{len} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_byte_below_the_limit_is_seen_anywhere() {
+        for limit in [0, 1, 0x20, 0x80, u8::MAX] {
+            for len in 0..200 {
+                let clean = vec![limit; len];
+                assert!(!any_below(&clean, limit), "{limit} {len}");
+                for at in 0..len {
+                    for byte in [0, limit.wrapping_sub(1), limit / 2] {
+                        let mut bytes = clean.clone();
+                        bytes[at] = byte;
+                        assert_eq!(
+                            any_below(&bytes, limit),
+                            byte < limit,
+                            "{limit} {len} {at} {byte}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -198,11 +198,10 @@ fn short_key_end(bytes: &[u8], from: usize) -> Option<usize> {
     (bytes.get(end..end + 2) == Some(b"\":")).then_some(end)
 }
 
-/// True when the text holds a byte below 0x20 anywhere: its smallest byte,
-/// as one branch-free fold over the whole text (a line is about a kilobyte,
-/// and usually clean), which the compiler turns into vector minimums.
+/// True when the text holds a byte below 0x20 anywhere (a line is about a
+/// kilobyte, and usually clean: one branch-free pass of vector minimums).
 fn has_control_byte(bytes: &[u8]) -> bool {
-    bytes.iter().fold(u8::MAX, |least, &b| least.min(b)) < 0x20
+    lanes::any_below(bytes, 0x20)
 }
 
 /// Marks field `bit` as read; a second time is serde's duplicate-field
