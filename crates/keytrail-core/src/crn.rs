@@ -99,7 +99,7 @@ impl<'a> Segments<'a> {
         }
         if !done {
             let rest = lanes::rest(bytes, base, colons).unwrap_or_else(|| {
-                // A text under sixteen bytes, or none left.
+                // A text under sixteen bytes.
                 bytes
                     .iter()
                     .skip(base)
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn segments_split_as_splitn_does() {
-        // Colons at every offset of a word and across words, runs of
+        // Colons at every offset of a chunk and across chunks, runs of
         // them, multi-byte characters, more than eight.
         let texts = [
             "",

@@ -1,8 +1,8 @@
 //! Sixteen bytes at a time: the byte searches of the hot path (the
-//! normalizer's string scan, the CRN split) as one compare per byte value
-//! over sixteen lanes and one bit mask, with no `unsafe` (`wide` uses SSE2,
-//! which every x86-64 has, and falls back to plain arrays where it knows
-//! no vector unit).
+//! normalizer's string scan, unescaping and control-byte pass, the CRN
+//! split) as one compare or minimum per byte value over sixteen lanes and
+//! one bit mask, with no `unsafe` (`wide` uses SSE2, which every x86-64
+//! has, and falls back to plain arrays where it knows no vector unit).
 
 use wide::u8x16;
 
@@ -27,8 +27,8 @@ pub fn eq2(chunk: [u8; 16], a: u8, b: u8) -> u32 {
 
 /// True when some byte of `bytes` is below `limit`: the smallest byte of
 /// each lane, sixty-four bytes a step with no branch but the loop's, then
-/// the last sixteen (overlapping what was read), and a byte loop only for
-/// a text under sixteen bytes.
+/// sixteen a step, then the last sixteen (overlapping what was read); a
+/// byte loop only for a text under sixteen bytes.
 pub fn any_below(bytes: &[u8], limit: u8) -> bool {
     let lanes = |chunk: &[u8]| u8x16::from(<[u8; 16]>::try_from(chunk).unwrap_or([u8::MAX; 16]));
     let mut least = u8x16::splat(u8::MAX);
@@ -60,14 +60,15 @@ pub fn any_below(bytes: &[u8], limit: u8) -> bool {
 /// `marks` of the bytes from `at` to the end of a text with fewer than
 /// sixteen left there (bit 0 stands for `at`): the text's last sixteen
 /// bytes are tested and the marks before `at` shifted out, so the end of a
-/// text costs no byte loop. `None` when the text is under sixteen bytes,
-/// or when a whole chunk is left at `at`.
+/// text costs no byte loop; no marks from a start past the end. `None`
+/// when the text is under sixteen bytes, or when a whole chunk is left at
+/// `at`.
 #[inline(always)]
 pub fn rest(bytes: &[u8], at: usize, marks: impl Fn([u8; 16]) -> u32) -> Option<u32> {
     let last = bytes.len().checked_sub(16)?;
     let skip = at.checked_sub(last).filter(|&skip| skip > 0)?;
     let found = marks(chunk(bytes, last)?);
-    Some(found.checked_shr(u32::try_from(skip).ok()?).unwrap_or(0))
+    Some(u32::try_from(skip).map_or(0, |skip| found.checked_shr(skip).unwrap_or(0)))
 }
 
 #[cfg(test)]
@@ -126,6 +127,9 @@ mod tests {
                     .filter(|&i| i % 3 == 0)
                     .fold(0u32, |mask, i| mask | 1 << (i - at));
                 assert_eq!(got, Some(expected), "{len} {at}");
+            }
+            if len >= 16 {
+                assert_eq!(rest(&bytes, usize::MAX, |chunk| eq(chunk, b':')), Some(0));
             }
         }
     }

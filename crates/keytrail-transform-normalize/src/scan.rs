@@ -89,12 +89,12 @@ struct Raw {
 /// `_line` holding a whole event: hundreds of bytes with an escaped quote
 /// every dozen. Each sixteen bytes are copied whole and the write position
 /// moves up to the first backslash among them, so runs between escapes
-/// cost no call; `out` has sixteen bytes of room past the text for the
-/// last copy. `None` only if the result were not UTF-8, which replacing
-/// ASCII escapes in a `str` cannot cause.
+/// cost no call. The write position never passes the read position, so
+/// `out` needs no room past the text's length. `None` only if the result
+/// were not UTF-8, which replacing ASCII escapes in a `str` cannot cause.
 fn unescape(text: &str) -> Option<String> {
     let src = text.as_bytes();
-    let mut out = vec![0u8; src.len() + 16];
+    let mut out = vec![0u8; src.len()];
     let (mut read, mut written) = (0, 0);
     loop {
         let at = match chunk_at(src, read) {
@@ -1173,7 +1173,7 @@ mod tests {
     #[test]
     fn finds_quotes_and_backslashes_in_any_position() {
         // Fillers one above `"` and `\`, and the two with only the high
-        // bit apart from them, which a word test must not take.
+        // bit apart from them, which a byte test must not take.
         for filler in [b'a', b'#', b']', 0xa2, 0xdc] {
             for len in 0..80 {
                 for at in 0..len {
@@ -1214,7 +1214,7 @@ mod tests {
     }
 
     /// The short key's path against the general one, reader by reader:
-    /// every length around the two words it looks at, an escape at every
+    /// every length around the sixteen bytes it looks at, an escape at every
     /// place, whitespace before the colon, no colon, and the text ending
     /// at every point after the key.
     #[test]
@@ -1240,7 +1240,7 @@ mod tests {
                 }
             }
         }
-        // A long tail, so that both words of every short key are there.
+        // A long tail, so that the sixteen bytes of every short key are there.
         let long = ":1,\"zzzzzzzzzzzzzzzzzzzz\":2}";
         let mut short = [false; 16];
         for key in &keys {
