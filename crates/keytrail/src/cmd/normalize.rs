@@ -10,10 +10,10 @@
 //! skipped to its end without being held in memory, and reported as
 //! `too_large`.
 //!
-//! With more than one thread (`--threads`, by default one per core) the
-//! reader cuts the input into chunks of lines, workers normalize the
-//! chunks, and a writer puts their output back in input order: stdout and
-//! stderr read exactly as with one thread.
+//! With more than one thread (`--threads`, by default one per core) each
+//! worker in turn reads the next chunk of lines and normalizes it, and the
+//! main thread writes their output back in input order: stdout and stderr
+//! read exactly as with one thread.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -56,12 +56,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let transforms = Transforms::build(&config)?;
     let limit = config.normalize.max_event_bytes;
-    let input: Box<dyn BufRead> = match args.file.as_deref() {
+    // Not stdin's lock: the workers share the input.
+    let input: Box<dyn BufRead + Send> = match args.file.as_deref() {
         Some(path) if path.as_os_str() != "-" => Box::new(BufReader::with_capacity(
             1 << 16,
             File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
         )),
-        _ => Box::new(io::stdin().lock()),
+        _ => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
     };
     let started = std::time::Instant::now();
     let mut stats = Stats::default();
@@ -70,11 +71,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         n => n,
     };
     let result = if threads > 1 {
-        // The writer thread owns the handles (a lock cannot move threads).
         normalize_parallel(
             input,
-            io::stdout(),
-            io::stderr(),
+            io::stdout().lock(),
+            io::stderr().lock(),
             &transforms,
             limit,
             threads,
@@ -211,115 +211,159 @@ struct Done {
 }
 
 /// The command's loop on `threads` workers; output in input order.
+///
+/// Each worker reads the next chunk of lines itself (one at a time, under
+/// a lock) into buffers it keeps, and normalizes it on the same core while
+/// the others read or work; the calling thread writes the finished chunks
+/// in order and hands their output buffers back. No buffer is allocated
+/// per chunk once as many chunks as may be in flight have gone through.
 pub fn normalize_parallel(
-    mut input: impl BufRead,
-    out: impl Write + Send,
-    err: impl Write + Send,
+    input: impl BufRead + Send,
+    out: impl Write,
+    err: impl Write,
     transforms: &Transforms,
     limit: usize,
     threads: usize,
     stats: &mut Stats,
 ) -> Result<(), Failure> {
-    use std::sync::{Arc, Mutex, mpsc};
+    use std::sync::{Mutex, mpsc};
 
-    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(u64, Chunk)>(threads * 2);
-    // Only the workers hold the receiver: when the output fails they stop,
-    // the receiver is dropped, and the reader's next send fails too.
-    let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Done)>(threads * 2);
-    // Chunks between the reader and the written output: a slow chunk holds
-    // back at most this many finished ones, not the rest of the input.
+    // Chunks between their read and their written output: a slow chunk
+    // holds back at most this many finished ones, not the rest of the
+    // input, and bounds the buffers in use.
     let in_flight = threads * 4;
     let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = permit_tx.send(());
     }
-    std::thread::scope(|scope| {
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let input = Mutex::new(Input {
+        reader: input,
+        seq: 0,
+        line_no: 0,
+        ended: false,
+        error: None,
+        permits: permit_rx,
+        spare: spare_rx,
+    });
+    let (counts, written) = std::thread::scope(|scope| {
         for _ in 0..threads {
             let done_tx = done_tx.clone();
-            let chunk_rx = Arc::clone(&chunk_rx);
-            scope.spawn(move || {
-                loop {
-                    let next = chunk_rx
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .recv();
-                    let Ok((seq, chunk)) = next else { break };
-                    let done = normalize_chunk(transforms, &chunk);
-                    if done_tx.send((seq, done)).is_err() {
-                        break;
-                    }
-                }
-            });
+            let input = &input;
+            scope.spawn(move || work(input, transforms, limit, &done_tx));
         }
         drop(done_tx);
-        drop(chunk_rx);
-        let writer = scope.spawn(move || write_in_order(done_rx, permit_tx, out, err));
-
-        let read = read_chunks(&mut input, limit, |seq, chunk| {
-            // No permit: the writer stopped.
-            permit_rx.recv().is_ok() && chunk_tx.send((seq, chunk)).is_ok()
-        });
-        drop(chunk_tx);
-        let (counts, written) = writer.join().unwrap_or_else(|_| {
-            (
-                Stats::default(),
-                Err(Failure::Write(io::Error::other("output thread panicked"))),
-            )
-        });
-        // What was written is counted even when the run stopped early.
-        stats.merge(counts);
-        match (read, written) {
-            (Err(error), _) => Err(Failure::Read(error)),
-            (Ok(()), written) => written,
-        }
-    })
+        // Returning drops the permits' sender and the output's receiver,
+        // which stops the workers when the output failed.
+        write_in_order(done_rx, permit_tx, spare_tx, out, err)
+    });
+    // What was written is counted even when the run stopped early.
+    stats.merge(counts);
+    let read = input
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .error;
+    match (read, written) {
+        (Some(error), _) => Err(Failure::Read(error)),
+        (None, written) => written,
+    }
 }
 
-/// Reads the input into chunks and hands each to `send` with its sequence
-/// number, until the input ends or `send` refuses (the output stopped).
-fn read_chunks(
-    input: &mut impl BufRead,
-    limit: usize,
-    mut send: impl FnMut(u64, Chunk) -> bool,
-) -> io::Result<()> {
-    let mut chunk = Chunk::new();
-    let mut seq = 0;
-    let mut line_no = 0;
-    let mut line = Vec::with_capacity(1 << 12);
-    loop {
-        line.clear();
-        let next = match read_line(input, &mut line, limit) {
-            Ok(next) => next,
-            Err(error) => {
-                // The lines read before the error still go out.
-                if !chunk.lines.is_empty() {
-                    send(seq, chunk);
+/// The input of the parallel loop, shared by its workers.
+struct Input<R> {
+    reader: R,
+    /// The next chunk's sequence number.
+    seq: u64,
+    /// The number of the last line read.
+    line_no: u64,
+    /// At the end of the input, or after a read error.
+    ended: bool,
+    /// The read error that ended the input, for the caller.
+    error: Option<io::Error>,
+    /// One per chunk that may be read before the written output catches up.
+    permits: std::sync::mpsc::Receiver<()>,
+    /// Output buffers the writer is done with.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl<R: BufRead> Input<R> {
+    /// Reads lines into `chunk` (emptied first) until it is full or the
+    /// input ends; the chunk's sequence number when it holds a line. The
+    /// lines read before an error are kept.
+    fn next_chunk(&mut self, chunk: &mut Chunk, limit: usize) -> Option<u64> {
+        chunk.data.clear();
+        chunk.lines.clear();
+        while !self.ended && chunk.data.len() < CHUNK_BYTES {
+            match read_line(&mut self.reader, &mut chunk.data, limit) {
+                Ok(Some(too_long)) => {
+                    self.line_no += 1;
+                    chunk.lines.push((chunk.data.len(), self.line_no, too_long));
                 }
-                return Err(error);
+                Ok(None) => self.ended = true,
+                Err(error) => {
+                    // The part of a line read before the error is dropped.
+                    let end = chunk.lines.last().map_or(0, |&(end, ..)| end);
+                    chunk.data.truncate(end);
+                    self.error = Some(error);
+                    self.ended = true;
+                }
             }
+        }
+        if chunk.lines.is_empty() {
+            return None;
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        Some(seq)
+    }
+}
+
+/// A worker: takes a permit, reads a chunk, normalizes it and hands it to
+/// the writer, until the input ends or the output stops.
+fn work<R: BufRead>(
+    input: &std::sync::Mutex<Input<R>>,
+    transforms: &Transforms,
+    limit: usize,
+    done: &std::sync::mpsc::SyncSender<(u64, Done)>,
+) {
+    let mut chunk = Chunk::new();
+    loop {
+        let (seq, out) = {
+            let mut input = input
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // No permit: the writer stopped.
+            if input.ended || input.permits.recv().is_err() {
+                return;
+            }
+            let Some(seq) = input.next_chunk(&mut chunk, limit) else {
+                return;
+            };
+            (seq, input.spare.try_recv().unwrap_or_default())
         };
-        if let Some(too_long) = next {
-            line_no += 1;
-            chunk.data.extend_from_slice(&line);
-            chunk.lines.push((chunk.data.len(), line_no, too_long));
-        }
-        let full = chunk.data.len() >= CHUNK_BYTES;
-        if (full || next.is_none()) && !chunk.lines.is_empty() {
-            if !send(seq, std::mem::replace(&mut chunk, Chunk::new())) {
-                return Ok(());
-            }
-            seq += 1;
-        }
-        if next.is_none() {
-            return Ok(());
+        if done
+            .send((seq, normalize_chunk(transforms, &chunk, out)))
+            .is_err()
+        {
+            return;
         }
     }
 }
 
-fn normalize_chunk(transforms: &Transforms, chunk: &Chunk) -> Done {
+/// The chunk's output, written into `out` (an empty buffer, perhaps one
+/// used before).
+fn normalize_chunk(transforms: &Transforms, chunk: &Chunk, mut out: Vec<u8>) -> Done {
+    // Room for the output of a usual full chunk at least (events come out
+    // a little larger than they went in), so that a used buffer fits the
+    // next chunk too; a buffer too small is replaced, not grown, since
+    // growing would copy its whole old capacity.
+    let room = chunk.data.len().max(CHUNK_BYTES + (1 << 16)) / 2 * 3;
+    if out.capacity() < room {
+        out = Vec::with_capacity(room);
+    }
     let mut done = Done {
-        out: Vec::with_capacity(chunk.data.len() + chunk.data.len() / 2),
+        out,
         err: Vec::new(),
         stats: Stats::default(),
     };
@@ -341,11 +385,13 @@ fn normalize_chunk(transforms: &Transforms, chunk: &Chunk) -> Done {
     done
 }
 
-/// Writes finished chunks in sequence order, handing a permit back to the
-/// reader for each; returns the counts of what it wrote, and how it ended.
+/// Writes finished chunks in sequence order, handing a permit and the
+/// output buffer back to the workers for each; returns the counts of what
+/// it wrote, and how it ended.
 fn write_in_order(
     done: std::sync::mpsc::Receiver<(u64, Done)>,
     permits: std::sync::mpsc::SyncSender<()>,
+    spare: std::sync::mpsc::Sender<Vec<u8>>,
     out: impl Write,
     err: impl Write,
 ) -> (Stats, Result<(), Failure>) {
@@ -362,6 +408,9 @@ fn write_in_order(
                 err.write_all(&chunk.err).map_err(Failure::Write)?;
                 stats.merge(chunk.stats);
                 next += 1;
+                let mut buffer = chunk.out;
+                buffer.clear();
+                let _ = spare.send(buffer);
                 let _ = permits.send(());
             }
         }
@@ -454,14 +503,16 @@ fn report(err: &mut Vec<u8>, reason: &DeadLetterReason, line: u64) {
     let _ = writeln!(err, r#"{{"error":"{reason}","line":{line}}}"#);
 }
 
-/// Reads one line (without its `\n`) into `buf`, keeping at most `limit + 1`
-/// bytes. `None` at the end of input; `Some(true)` when the line was longer
-/// than `limit` (the rest of it was read and dropped).
+/// Reads one line (without its `\n`) onto the end of `buf`, keeping at
+/// most `limit + 1` of its bytes. `None` at the end of input; `Some(true)`
+/// when the line was longer than `limit` (the rest of it was read and
+/// dropped, and `buf` is as it was).
 fn read_line(
     input: &mut impl BufRead,
     buf: &mut Vec<u8>,
     limit: usize,
 ) -> io::Result<Option<bool>> {
+    let start = buf.len();
     let mut seen_any = false;
     let mut too_long = false;
     loop {
@@ -479,11 +530,11 @@ fn read_line(
             None => (chunk, None),
         };
         if !too_long {
-            let room = (limit + 1).saturating_sub(buf.len());
+            let room = (limit + 1).saturating_sub(buf.len() - start);
             buf.extend_from_slice(&piece[..piece.len().min(room)]);
-            if buf.len() > limit {
+            if buf.len() - start > limit {
                 too_long = true;
-                buf.clear();
+                buf.truncate(start);
             }
         }
         let used = done.unwrap_or(chunk.len());
@@ -714,6 +765,104 @@ mod tests {
         same_as_one_thread(b"\n", limit);
     }
 
+    /// Hands out its bytes, then fails.
+    struct Broken<'a>(&'a [u8]);
+
+    impl Read for Broken<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("disk gone"));
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Takes `room` bytes, then fails.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Many copies of one event, each on its line: several chunks.
+    fn many_events() -> Vec<u8> {
+        let event = r#"{"timestamp":"2026-03-24T18:00:18.936Z","level":"ERROR","event":"SSL_ERROR","category":"SYSTEM","result":"ERROR"}"#;
+        let mut input = Vec::new();
+        while input.len() < 3 * CHUNK_BYTES {
+            input.extend_from_slice(event.as_bytes());
+            input.push(b'\n');
+        }
+        input
+    }
+
+    #[test]
+    fn a_read_error_ends_the_run_after_the_lines_before_it() {
+        let input = many_events();
+        // The error comes inside a line: that line is not an event.
+        let cut = &input[..2 * CHUNK_BYTES + 40];
+        let whole_lines = cut.iter().filter(|&&b| b == b'\n').count();
+        let transforms = Transforms::build(&Config::default()).expect("default config builds");
+        let (mut out1, mut err1) = (Vec::new(), Vec::new());
+        let one = normalize_stream(
+            BufReader::new(Broken(cut)),
+            &mut out1,
+            &mut err1,
+            &transforms,
+            1 << 20,
+            &mut Stats::default(),
+        );
+        let (mut out2, mut err2) = (Vec::new(), Vec::new());
+        let two = normalize_parallel(
+            BufReader::new(Broken(cut)),
+            &mut out2,
+            &mut err2,
+            &transforms,
+            1 << 20,
+            2,
+            &mut Stats::default(),
+        );
+        assert!(matches!(one, Err(Failure::Read(_))), "{one:?}");
+        assert!(matches!(two, Err(Failure::Read(_))), "{two:?}");
+        let events = out2.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(events, whole_lines);
+        assert!(out1 == out2, "the same events either way");
+        assert!(err2.is_empty());
+    }
+
+    #[test]
+    fn a_failed_output_stops_the_workers() {
+        let input = many_events();
+        let transforms = Transforms::build(&Config::default()).expect("default config builds");
+        let result = normalize_parallel(
+            &input[..],
+            Full { room: 1000 },
+            Vec::new(),
+            &transforms,
+            1 << 20,
+            2,
+            &mut Stats::default(),
+        );
+        assert!(
+            matches!(&result, Err(Failure::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe),
+            "{result:?}"
+        );
+    }
+
     #[test]
     fn a_line_of_exactly_the_limit_is_read() {
         let input = format!("{}\n{}\n", "x".repeat(100), "y".repeat(101));
@@ -752,5 +901,28 @@ mod tests {
         assert_eq!(buf, b"abc");
         buf.clear();
         assert_eq!(read_line(&mut reader, &mut buf, 16).expect("reads"), None);
+    }
+
+    #[test]
+    fn read_line_appends_and_a_long_line_leaves_the_buffer_as_it_was() {
+        let data = format!("{}\nabc\n{}\n", "z".repeat(17), "q".repeat(16));
+        let mut reader = BufReader::with_capacity(5, data.as_bytes());
+        let mut buf = b"kept".to_vec();
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 16).expect("reads"),
+            Some(true)
+        );
+        assert_eq!(buf, b"kept");
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 16).expect("reads"),
+            Some(false)
+        );
+        assert_eq!(buf, b"keptabc");
+        // The limit counts the line's own bytes, not what came before.
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 16).expect("reads"),
+            Some(false)
+        );
+        assert_eq!(buf.len(), 7 + 16);
     }
 }
