@@ -232,7 +232,7 @@ pub fn normalize_parallel(
     // Chunks between their read and their written output: a slow chunk
     // holds back at most this many finished ones, not the rest of the
     // input, and bounds the buffers in use.
-    let in_flight = threads * 4;
+    let in_flight = threads * 2;
     let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = permit_tx.send(());
