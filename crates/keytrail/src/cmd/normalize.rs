@@ -4,7 +4,8 @@
 //! Reads FILE (or stdin) line by line, writes one normalized event per line
 //! to stdout in input order, and for each line that does not normalize
 //! writes `{"error":"<reason>","line":<n>}` to stderr and goes on. The exit
-//! status is 0 unless the input could not be read. Output is buffered and
+//! status is 0 unless the input could not be read or the output could not
+//! be written (a closed stdout aside, below). Output is buffered and
 //! never flushed per line; a closed stdout (`| head`) ends the run quietly.
 //! Lines are read with a bound: a line longer than the event size limit is
 //! skipped to its end without being held in memory, and reported as
@@ -183,6 +184,14 @@ fn one_line(
 
 /// Input bytes per chunk handed to a worker.
 const CHUNK_BYTES: usize = 1 << 18;
+/// Lines per chunk at most: blank lines and lines over the limit keep no
+/// bytes, so the byte count alone would not end a chunk of them.
+const CHUNK_LINES: usize = CHUNK_BYTES / 64;
+/// A chunk's usual size: a full chunk and room for its last line.
+const CHUNK_ROOM: usize = CHUNK_BYTES + (1 << 16);
+/// The output room kept for a chunk: its events come out a little larger
+/// than they went in (an estimate; a chunk of very short lines grows it).
+const OUT_ROOM: usize = CHUNK_ROOM / 2 * 3;
 
 /// A run of consecutive input lines.
 struct Chunk {
@@ -197,7 +206,7 @@ impl Chunk {
     /// does not copy it as it grows.
     fn new() -> Chunk {
         Chunk {
-            data: Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
+            data: Vec::with_capacity(CHUNK_ROOM),
             lines: Vec::with_capacity(CHUNK_BYTES / 256),
         }
     }
@@ -213,10 +222,10 @@ struct Done {
 /// The command's loop on `threads` workers; output in input order.
 ///
 /// Each worker reads the next chunk of lines itself (one at a time, under
-/// a lock) into buffers it keeps, and normalizes it on the same core while
-/// the others read or work; the calling thread writes the finished chunks
-/// in order and hands their output buffers back. No buffer is allocated
-/// per chunk once as many chunks as may be in flight have gone through.
+/// a lock) into buffers it keeps, and normalizes it on its own thread
+/// while the others read or work, so a line is read and normalized by the
+/// same thread; the calling thread writes the finished chunks in order and
+/// hands their output buffers back for the next chunks.
 pub fn normalize_parallel(
     input: impl BufRead + Send,
     out: impl Write,
@@ -228,6 +237,7 @@ pub fn normalize_parallel(
 ) -> Result<(), Failure> {
     use std::sync::{Mutex, mpsc};
 
+    let threads = threads.max(1);
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Done)>(threads * 2);
     // Chunks between their read and their written output: a slow chunk
     // holds back at most this many finished ones, not the rest of the
@@ -238,12 +248,14 @@ pub fn normalize_parallel(
         let _ = permit_tx.send(());
     }
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let stopped = std::sync::atomic::AtomicBool::new(false);
     let input = Mutex::new(Input {
         reader: input,
         seq: 0,
         line_no: 0,
         ended: false,
         error: None,
+        stopped: &stopped,
         permits: permit_rx,
         spare: spare_rx,
     });
@@ -254,9 +266,14 @@ pub fn normalize_parallel(
             scope.spawn(move || work(input, transforms, limit, &done_tx));
         }
         drop(done_tx);
-        // Returning drops the permits' sender and the output's receiver,
-        // which stops the workers when the output failed.
-        write_in_order(done_rx, permit_tx, spare_tx, out, err)
+        let written = write_in_order(done_rx, permit_tx, spare_tx, out, err);
+        // When the output failed, no worker reads another line: a worker
+        // waiting for a permit or sending its chunk sees the channels
+        // closed, one reading sees the flag between lines.
+        if written.1.is_err() {
+            stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        written
     });
     // What was written is counted even when the run stopped early.
     stats.merge(counts);
@@ -271,7 +288,7 @@ pub fn normalize_parallel(
 }
 
 /// The input of the parallel loop, shared by its workers.
-struct Input<R> {
+struct Input<'s, R> {
     reader: R,
     /// The next chunk's sequence number.
     seq: u64,
@@ -285,16 +302,22 @@ struct Input<R> {
     permits: std::sync::mpsc::Receiver<()>,
     /// Output buffers the writer is done with.
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Set when the output failed.
+    stopped: &'s std::sync::atomic::AtomicBool,
 }
 
-impl<R: BufRead> Input<R> {
+impl<R: BufRead> Input<'_, R> {
     /// Reads lines into `chunk` (emptied first) until it is full or the
     /// input ends; the chunk's sequence number when it holds a line. The
     /// lines read before an error are kept.
     fn next_chunk(&mut self, chunk: &mut Chunk, limit: usize) -> Option<u64> {
         chunk.data.clear();
         chunk.lines.clear();
-        while !self.ended && chunk.data.len() < CHUNK_BYTES {
+        while !self.ended && chunk.data.len() < CHUNK_BYTES && chunk.lines.len() < CHUNK_LINES {
+            if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                self.ended = true;
+                break;
+            }
             match read_line(&mut self.reader, &mut chunk.data, limit) {
                 Ok(Some(too_long)) => {
                     self.line_no += 1;
@@ -322,7 +345,7 @@ impl<R: BufRead> Input<R> {
 /// A worker: takes a permit, reads a chunk, normalizes it and hands it to
 /// the writer, until the input ends or the output stops.
 fn work<R: BufRead>(
-    input: &std::sync::Mutex<Input<R>>,
+    input: &std::sync::Mutex<Input<'_, R>>,
     transforms: &Transforms,
     limit: usize,
     done: &std::sync::mpsc::SyncSender<(u64, Done)>,
@@ -354,11 +377,10 @@ fn work<R: BufRead>(
 /// The chunk's output, written into `out` (an empty buffer, perhaps one
 /// used before).
 fn normalize_chunk(transforms: &Transforms, chunk: &Chunk, mut out: Vec<u8>) -> Done {
-    // Room for the output of a usual full chunk at least (events come out
-    // a little larger than they went in), so that a used buffer fits the
-    // next chunk too; a buffer too small is replaced, not grown, since
-    // growing would copy its whole old capacity.
-    let room = chunk.data.len().max(CHUNK_BYTES + (1 << 16)) / 2 * 3;
+    // The estimated room, at least that of a usual chunk, so that a used
+    // buffer fits the next chunk too; a buffer with less is replaced, not
+    // grown, since growing copies its whole old capacity.
+    let room = OUT_ROOM.max(chunk.data.len() / 2 * 3);
     if out.capacity() < room {
         out = Vec::with_capacity(room);
     }
@@ -408,9 +430,12 @@ fn write_in_order(
                 err.write_all(&chunk.err).map_err(Failure::Write)?;
                 stats.merge(chunk.stats);
                 next += 1;
+                // A buffer grown for long lines is dropped, not kept.
                 let mut buffer = chunk.out;
-                buffer.clear();
-                let _ = spare.send(buffer);
+                if buffer.capacity() <= 2 * OUT_ROOM {
+                    buffer.clear();
+                    let _ = spare.send(buffer);
+                }
                 let _ = permits.send(());
             }
         }
@@ -506,7 +531,8 @@ fn report(err: &mut Vec<u8>, reason: &DeadLetterReason, line: u64) {
 /// Reads one line (without its `\n`) onto the end of `buf`, keeping at
 /// most `limit + 1` of its bytes. `None` at the end of input; `Some(true)`
 /// when the line was longer than `limit` (the rest of it was read and
-/// dropped, and `buf` is as it was).
+/// dropped, and `buf` is as it was). On an error, the part of the line
+/// read before it stays in `buf`.
 fn read_line(
     input: &mut impl BufRead,
     buf: &mut Vec<u8>,
@@ -799,12 +825,14 @@ mod tests {
         }
     }
 
-    /// Many copies of one event, each on its line: several chunks.
-    fn many_events() -> Vec<u8> {
-        let event = r#"{"timestamp":"2026-03-24T18:00:18.936Z","level":"ERROR","event":"SSL_ERROR","category":"SYSTEM","result":"ERROR"}"#;
+    /// A Securosys event that normalizes.
+    const SSL_ERROR: &str = r#"{"timestamp":"2026-03-24T18:00:18.936Z","level":"ERROR","event":"SSL_ERROR","category":"SYSTEM","result":"ERROR"}"#;
+
+    /// Copies of one event, each on its line, for `chunks` chunks or more.
+    fn many_events(chunks: usize) -> Vec<u8> {
         let mut input = Vec::new();
-        while input.len() < 3 * CHUNK_BYTES {
-            input.extend_from_slice(event.as_bytes());
+        while input.len() < chunks * CHUNK_BYTES {
+            input.extend_from_slice(SSL_ERROR.as_bytes());
             input.push(b'\n');
         }
         input
@@ -812,7 +840,7 @@ mod tests {
 
     #[test]
     fn a_read_error_ends_the_run_after_the_lines_before_it() {
-        let input = many_events();
+        let input = many_events(3);
         // The error comes inside a line: that line is not an event.
         let cut = &input[..2 * CHUNK_BYTES + 40];
         let whole_lines = cut.iter().filter(|&&b| b == b'\n').count();
@@ -844,23 +872,80 @@ mod tests {
         assert!(err2.is_empty());
     }
 
+    /// Counts the bytes read through it.
+    struct Counted<'a> {
+        data: &'a [u8],
+        read: &'a std::sync::atomic::AtomicUsize,
+    }
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.read(buf)?;
+            self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            Ok(n)
+        }
+    }
+
     #[test]
     fn a_failed_output_stops_the_workers() {
-        let input = many_events();
+        // More chunks than may be in flight, so that workers wait for
+        // permits when the output fails on its first write.
+        let input = many_events(20);
         let transforms = Transforms::build(&Config::default()).expect("default config builds");
-        let result = normalize_parallel(
-            &input[..],
-            Full { room: 1000 },
-            Vec::new(),
-            &transforms,
-            1 << 20,
-            2,
-            &mut Stats::default(),
-        );
-        assert!(
-            matches!(&result, Err(Failure::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe),
-            "{result:?}"
-        );
+        for threads in [2, 3] {
+            let read = std::sync::atomic::AtomicUsize::new(0);
+            let result = normalize_parallel(
+                BufReader::with_capacity(
+                    1 << 16,
+                    Counted {
+                        data: &input,
+                        read: &read,
+                    },
+                ),
+                Full { room: 0 },
+                Vec::new(),
+                &transforms,
+                1 << 20,
+                threads,
+                &mut Stats::default(),
+            );
+            assert!(
+                matches!(&result, Err(Failure::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe),
+                "{result:?}"
+            );
+            // The chunks in flight and the one each worker was reading,
+            // and the reader's buffer: far from the whole input.
+            let most = 3 * threads * (CHUNK_BYTES + SSL_ERROR.len() + 1) + (1 << 16);
+            let read = read.into_inner();
+            assert!(read <= most, "{threads} threads read {read} bytes");
+            assert!(read < input.len());
+        }
+    }
+
+    #[test]
+    fn a_chunk_of_lines_without_bytes_ends_too() {
+        let input = "\n".repeat(2 * CHUNK_LINES + 5);
+        let (_permit_tx, permits) = std::sync::mpsc::sync_channel(1);
+        let (_spare_tx, spare) = std::sync::mpsc::channel();
+        let stopped = std::sync::atomic::AtomicBool::new(false);
+        let mut input = Input {
+            reader: input.as_bytes(),
+            seq: 0,
+            line_no: 0,
+            ended: false,
+            error: None,
+            permits,
+            spare,
+            stopped: &stopped,
+        };
+        let mut chunk = Chunk::new();
+        let mut sizes = Vec::new();
+        while let Some(seq) = input.next_chunk(&mut chunk, 100) {
+            assert_eq!(seq, sizes.len() as u64);
+            sizes.push(chunk.lines.len());
+        }
+        assert_eq!(sizes, [CHUNK_LINES, CHUNK_LINES, 5]);
+        assert_eq!(input.line_no, 2 * CHUNK_LINES as u64 + 5);
     }
 
     #[test]
