@@ -109,18 +109,52 @@ pub fn sonic_parse_pass(lines: &[Vec<u8>]) {
 
 /// keytrail's three transforms with their default settings, as `keytrail
 /// run` builds them.
-#[derive(Default)]
 pub struct Transforms {
     normalizer: keytrail_transform_normalize::Normalizer,
     enricher: keytrail_transform_enrich::Enricher,
     classifier: keytrail_transform_classify::Classifier,
     meta: RecordMeta,
+    /// The enricher and classifier set plain texts only.
+    adds_plain_texts: bool,
+}
+
+impl Default for Transforms {
+    fn default() -> Transforms {
+        Transforms::new()
+    }
 }
 
 impl Transforms {
     /// The transforms.
     pub fn new() -> Transforms {
-        Transforms::default()
+        let enricher = keytrail_transform_enrich::Enricher::new();
+        let classifier = keytrail_transform_classify::Classifier::new();
+        Transforms {
+            normalizer: keytrail_transform_normalize::Normalizer::default(),
+            adds_plain_texts: enricher.adds_plain_texts() && classifier.adds_plain_texts(),
+            enricher,
+            classifier,
+            meta: RecordMeta::default(),
+        }
+    }
+
+    /// True when the event of `line` may be written with
+    /// `Event::write_json_plain`, as `keytrail normalize` decides it: a line
+    /// without a backslash, transforms that add plain texts only.
+    #[inline(always)]
+    pub fn gives_plain_texts(&self, line: &[u8]) -> bool {
+        self.adds_plain_texts && memchr::memchr(b'\\', line).is_none()
+    }
+
+    /// The event's contract JSON onto `out`, as `keytrail normalize` writes
+    /// it: plain when [`Transforms::gives_plain_texts`], escaped otherwise.
+    #[inline(always)]
+    pub fn write_json(&self, line: &[u8], event: &keytrail_core::Event, out: &mut Vec<u8>) {
+        if self.gives_plain_texts(line) {
+            event.write_json_plain(out);
+        } else {
+            event.write_json(out);
+        }
     }
 
     /// Normalizes, enriches and classifies one line and hands the event to

@@ -10,9 +10,10 @@
 //!   kept in memory;
 //! - `serde_json_value_roundtrip` beside `keytrail_full_to_json`: parse and
 //!   write back compactly, against the transforms plus the contract JSON
-//!   through serde (what `keytrail normalize` does per line today) and
-//!   `keytrail_full_to_json_direct`, the same bytes from
-//!   `Event::write_json`.
+//!   through serde (how `keytrail normalize` wrote events before the
+//!   direct writer) and
+//!   `keytrail_full_to_json_direct`, the same bytes written directly as
+//!   `keytrail normalize` writes them (plain texts copied as they are).
 //!
 //! Throughput is declared in events (lines); `BENCHMARKS.md` converts to
 //! bytes. Corpus: see `keytrail_benches::corpus`.

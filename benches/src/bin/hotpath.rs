@@ -8,8 +8,10 @@
 //! - `transforms_batched`: the same work as `keytrail run` arranges it,
 //!   each stage over a batch of 1000 records before the next;
 //! - `json`: the same, then the contract JSON into a reused buffer through
-//!   serde (what `keytrail normalize` does per line today);
-//! - `json_direct`: the same bytes from `Event::write_json`;
+//!   serde (how `keytrail normalize` wrote events before the direct writer);
+//! - `json_direct`: the same bytes written directly, as `keytrail
+//!   normalize` writes them (`Event::write_json_plain` for a line without a
+//!   backslash, `Event::write_json` otherwise);
 //! - `proto`: the `pipeline` bench's path, batches of 1000 records through
 //!   the transforms, then `keytrail.v1` batches of 500 encoded with prost;
 //! - `otlp`: the same batches as `proto`, each batch's events encoded as
@@ -141,7 +143,7 @@ fn pass_json_direct(stages: &Transforms, lines: &[Vec<u8>], out: &mut Vec<u8>) -
     out.clear();
     for line in lines {
         let written = stages.with_event(line, |event| {
-            event.write_json(out);
+            stages.write_json(line, event, out);
             out.push(b'\n');
         });
         events += u64::from(written.is_some());

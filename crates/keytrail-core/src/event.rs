@@ -609,30 +609,34 @@ impl Serialize for Event {
     }
 }
 
-/// A member of the contract by its constant name, also kept as written
-/// in JSON (`"name":`) so that the JSON writer copies it as it is.
+/// A member of the contract by its constant name, also kept as the JSON
+/// writer writes it after an earlier member and before a string
+/// (`,"name":"`), so that it copies the parts it needs as they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member(&'static str);
 
 impl Member {
     /// The member's name (`time`, `actor`, `user`).
     pub fn name(self) -> &'static str {
-        // The token is the name between a quote and `":`.
+        // The token is the name between `,"` and `":"`.
         self.0
-            .get(1..self.0.len().saturating_sub(2))
+            .get(2..self.0.len().saturating_sub(3))
             .unwrap_or_default()
     }
 
-    /// `"name":`.
-    fn token(self) -> &'static str {
-        self.0
+    /// `,"name":`, with the opening quote of a string value after it when
+    /// `string`.
+    #[inline(always)]
+    fn token(self, string: bool) -> &'static [u8] {
+        let end = self.0.len().saturating_sub(usize::from(!string));
+        self.0.as_bytes().get(..end).unwrap_or_default()
     }
 }
 
 /// A [`Member`] by name.
 macro_rules! k {
     ($name:literal) => {
-        Member(concat!("\"", $name, "\":"))
+        Member(concat!(",\"", $name, "\":\""))
     };
 }
 
@@ -659,6 +663,13 @@ pub trait ContractMembers {
 
     /// A string member whose name is data (the operator's labels).
     fn dynamic_str(&mut self, name: &str, value: &str);
+
+    /// A string that did not come from the event's record (the origin's
+    /// topic): escaped even by a writer that takes the event's own texts as
+    /// plain.
+    fn outside_str(&mut self, member: Member, value: &str) {
+        self.str(member, value);
+    }
 
     /// An integer.
     fn int(&mut self, member: Member, value: i64);
@@ -705,7 +716,24 @@ impl Event {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         // Most events fit; a larger one grows the buffer once more.
         out.reserve(2048);
-        self.write_contract(JsonObject::open(out));
+        self.write_contract(JsonObject::<false>::open(out));
+    }
+
+    /// [`Event::write_json`] of an event whose own texts are known to be
+    /// plain: none holds `"`, `\` or a byte below 0x20
+    /// ([`crate::json::is_plain`]). They are copied between quotes without
+    /// a look, which saves the escaper's call per text. `details`, the
+    /// labels and the origin's topic come from elsewhere and are escaped
+    /// as always.
+    ///
+    /// The caller vouches for the texts: the normalize command does for
+    /// an event read from a line without a backslash, when the transforms
+    /// add only plain texts. The bytes are [`Event::write_json`]'s when
+    /// that holds (debug builds check every text); when it does not, they
+    /// are not valid JSON.
+    pub fn write_json_plain(&self, out: &mut Vec<u8>) {
+        out.reserve(2048);
+        self.write_contract(JsonObject::<true>::open(out));
     }
 
     /// Hands every member of the event's JSON contract to `o`, in the
@@ -828,7 +856,7 @@ impl Event {
         }
         if let Some(origin) = &self.origin {
             let mut n = o.object(k!("origin"));
-            n.str(k!("topic"), &origin.topic);
+            n.outside_str(k!("topic"), &origin.topic);
             n.int(k!("partition"), i64::from(origin.partition));
             n.int(k!("offset"), origin.offset);
             n.close();
@@ -839,42 +867,56 @@ impl Event {
 
 /// One JSON object being written: commas between members, `}` at the end.
 /// Member names are the constant tokens of [`k!`], copied as they are.
-struct JsonObject<'o> {
+/// With `PLAIN`, the event's texts are copied without escaping (see
+/// [`Event::write_json_plain`]).
+struct JsonObject<'o, const PLAIN: bool> {
     out: &'o mut Vec<u8>,
     empty: bool,
 }
 
-impl<'o> JsonObject<'o> {
+impl<'o, const PLAIN: bool> JsonObject<'o, PLAIN> {
     #[inline(always)]
-    fn open(out: &'o mut Vec<u8>) -> JsonObject<'o> {
+    fn open(out: &'o mut Vec<u8>) -> JsonObject<'o, PLAIN> {
         out.push(b'{');
         JsonObject { out, empty: true }
     }
 
-    /// A member name token, after a comma unless it is the first member.
+    /// A member's name, after a comma unless it is the first member, and
+    /// the opening quote of its value when `string`. Each branch copies a
+    /// token of constant length, which the compiler writes in place.
     #[inline(always)]
-    fn key(&mut self, member: Member) {
-        if !self.empty {
-            self.out.push(b',');
+    fn key(&mut self, member: Member, string: bool) {
+        let token = member.token(string);
+        if self.empty {
+            self.out
+                .extend_from_slice(token.get(1..).unwrap_or_default());
+        } else {
+            self.out.extend_from_slice(token);
         }
         self.empty = false;
-        self.out.extend_from_slice(member.token().as_bytes());
     }
 }
 
-impl ContractMembers for JsonObject<'_> {
+impl<const PLAIN: bool> ContractMembers for JsonObject<'_, PLAIN> {
     #[inline(always)]
     fn str(&mut self, member: Member, value: &str) {
-        self.key(member);
-        write_json_str(self.out, value);
+        if PLAIN {
+            self.plain_str(member, value);
+        } else {
+            self.key(member, false);
+            write_json_str(self.out, value);
+        }
     }
 
     /// Copied between quotes without a look.
     #[inline(always)]
     fn plain_str(&mut self, member: Member, value: &str) {
-        debug_assert_eq!(find_json_special(value.as_bytes(), 0), value.len());
-        self.key(member);
-        self.out.push(b'"');
+        debug_assert!(
+            crate::json::is_plain(value),
+            "`{}` needs escaping",
+            member.name()
+        );
+        self.key(member, true);
         self.out.extend_from_slice(value.as_bytes());
         self.out.push(b'"');
     }
@@ -884,6 +926,11 @@ impl ContractMembers for JsonObject<'_> {
         if let Some(value) = value {
             self.str(member, value);
         }
+    }
+
+    fn outside_str(&mut self, member: Member, value: &str) {
+        self.key(member, false);
+        write_json_str(self.out, value);
     }
 
     /// The name is escaped like a value.
@@ -899,7 +946,7 @@ impl ContractMembers for JsonObject<'_> {
 
     #[inline(always)]
     fn int(&mut self, member: Member, value: i64) {
-        self.key(member);
+        self.key(member, false);
         write_int(self.out, value);
     }
 
@@ -912,7 +959,7 @@ impl ContractMembers for JsonObject<'_> {
 
     #[inline(always)]
     fn bool(&mut self, member: Member, value: bool) {
-        self.key(member);
+        self.key(member, false);
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
@@ -923,21 +970,21 @@ impl ContractMembers for JsonObject<'_> {
     }
 }
 
-impl ContractObject for JsonObject<'_> {
+impl<const PLAIN: bool> ContractObject for JsonObject<'_, PLAIN> {
     type Nested<'n>
-        = JsonObject<'n>
+        = JsonObject<'n, PLAIN>
     where
         Self: 'n;
 
     #[inline(always)]
-    fn object(&mut self, member: Member) -> JsonObject<'_> {
-        self.key(member);
+    fn object(&mut self, member: Member) -> JsonObject<'_, PLAIN> {
+        self.key(member, false);
         JsonObject::open(self.out)
     }
 
     #[inline(always)]
     fn details(&mut self, member: Member, details: &Details) {
-        self.key(member);
+        self.key(member, false);
         details.write_object(self.out);
     }
 }
@@ -1256,6 +1303,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn plain_json_is_the_json_when_the_own_texts_are_plain() {
+        let plain = [
+            "",
+            "plain",
+            "\u{fc}n\u{ef}c\u{f6}d\u{e9} \u{2713} \u{1f511} \u{7f}",
+            "0123456789abcdef0123456789abcdef/'<>&",
+        ];
+        // The labels, details and topic need not be plain.
+        let outside = ["q\"uote", "back\\slash", "tab\tnl\n\u{1}", "plain"];
+        for text in plain {
+            for other in outside {
+                let mut event = full_event(text);
+                let mut labels = BTreeMap::new();
+                labels.insert(other.to_owned(), other.to_owned());
+                event.labels = Some(Box::new(labels));
+                event
+                    .details
+                    .insert(other, &serde_json::json!({ other: other }));
+                if let Some(origin) = event.origin.as_mut() {
+                    origin.topic = Topic::from(other.to_owned());
+                }
+                let mut json = Vec::new();
+                event.write_json(&mut json);
+                let mut plain_json = Vec::new();
+                event.write_json_plain(&mut plain_json);
+                assert_eq!(
+                    String::from_utf8_lossy(&plain_json),
+                    String::from_utf8_lossy(&json),
+                    "{text:?} {other:?}"
+                );
+                assert_eq!(json, serde_json::to_vec(&event).expect("serializes"));
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "`user` needs escaping")]
+    fn debug_builds_refuse_a_text_that_is_not_plain() {
+        let mut event = full_event("plain");
+        event.actor.user = Some("q\"uote".into());
+        event.write_json_plain(&mut Vec::new());
     }
 
     #[test]

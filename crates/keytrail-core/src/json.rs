@@ -57,6 +57,12 @@ pub fn plain_string(json: &str) -> Option<&str> {
         .then_some(text)
 }
 
+/// True when `text` goes into a JSON string as it is: it holds no `"`, no
+/// `\` and no byte below 0x20, so escaping would copy it unchanged.
+pub fn is_plain(text: &str) -> bool {
+    crate::event::find_json_special(text.as_bytes(), 0) == text.len()
+}
+
 /// True when `json` is one JSON integer as the grammar writes it: an
 /// optional minus, then `0` or digits that do not start with `0`. Such a
 /// text is valid, compact JSON, whatever its length.
@@ -113,6 +119,19 @@ mod tests {
             r#" "a""#,
         ] {
             assert_eq!(plain_string(not_plain), None, "{not_plain:?}");
+        }
+        for text in ["", "abc", "caf\u{e9} \u{7f}", "a/b'c"] {
+            assert!(is_plain(text), "{text:?}");
+        }
+        for text in [
+            "\"",
+            "a\\b",
+            "tab\t",
+            "\u{0}",
+            "\u{1f}x",
+            "0123456789abcdef\n",
+        ] {
+            assert!(!is_plain(text), "{text:?}");
         }
         for integer in ["0", "-0", "7", "-7", "10", "123456789012345678901234567890"] {
             assert!(is_integer(integer), "{integer:?}");

@@ -308,6 +308,21 @@ impl Classifier {
     pub fn has_overrides(&self) -> bool {
         !(self.severity.is_empty() && self.actionable.is_empty())
     }
+
+    /// True when every text the classifier can set (the remediation hints,
+    /// built-in and the operator's) is plain JSON string content
+    /// ([`keytrail_core::json::is_plain`]), so that it keeps an event's
+    /// texts plain (see [`Event::write_json_plain`]).
+    pub fn adds_plain_texts(&self) -> bool {
+        use keytrail_core::json::is_plain;
+        tables::builtin_hints().all(is_plain)
+            && self
+                .actionable
+                .rules()
+                .iter()
+                .filter_map(|rule| rule.remediation.as_deref())
+                .all(is_plain)
+    }
 }
 
 impl Transform for Classifier {
@@ -903,6 +918,22 @@ mod tests {
         assert_eq!(event.severity, High);
         assert!(!event.actionable);
         assert_eq!(event.remediation, None);
+    }
+
+    #[test]
+    fn texts_are_plain_unless_an_override_hint_needs_escaping() {
+        assert!(Classifier::new().adds_plain_texts());
+        let hint = |text: &str| {
+            build(&format!(
+                "[[actionable]]\naction = \"a\"\n[[actionable]]\naction = \"b\"\nremediation = {}",
+                toml::Value::String(text.to_owned())
+            ))
+            .adds_plain_texts()
+        };
+        assert!(hint("Page the crypto team (24/7) - it's urgent."));
+        for text in ["Say \"stop\".", "C:\\keys", "line\nbreak", "tab\there"] {
+            assert!(!hint(text), "{text:?}");
+        }
     }
 
     #[test]

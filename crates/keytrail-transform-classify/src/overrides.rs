@@ -108,6 +108,11 @@ impl<R> OverrideSet<R> {
         self.rules.is_empty()
     }
 
+    /// The rules, in configuration order.
+    pub(crate) fn rules(&self) -> &[R] {
+        &self.rules
+    }
+
     /// The last rule, in configuration order, whose matcher matches
     /// `action` and that `accept` accepts.
     pub(crate) fn last_match(&self, action: &str, accept: impl Fn(&R) -> bool) -> Option<&R> {

@@ -500,6 +500,16 @@ pub const SECUROSYS_ACTIONABLE: &[SecurosysRow] = &[
 pub const SECUROSYS_FALLBACK_HINT: &str =
     "Check the event's details and the Key Manager UI, TSB and HSM logs around this time.";
 
+/// Every built-in remediation hint (the IBM rules end with
+/// [`IBM_GENERIC_HINT`]).
+pub(crate) fn builtin_hints() -> impl Iterator<Item = &'static str> {
+    IBM_HINT_RULES
+        .iter()
+        .map(|r| r.hint)
+        .chain(SECUROSYS_ACTIONABLE.iter().map(|r| r.hint))
+        .chain([SECUROSYS_FALLBACK_HINT])
+}
+
 // ---------------------------------------------------------------------------
 // OCSF
 // ---------------------------------------------------------------------------
@@ -863,12 +873,7 @@ mod tests {
 
     #[test]
     fn hints_are_distinct_short_sentences() {
-        let hints: Vec<&str> = IBM_HINT_RULES
-            .iter()
-            .map(|r| r.hint)
-            .chain(SECUROSYS_ACTIONABLE.iter().map(|r| r.hint))
-            .chain([SECUROSYS_FALLBACK_HINT])
-            .collect();
+        let hints: Vec<&str> = builtin_hints().collect();
         let distinct: HashSet<&str> = hints.iter().copied().collect();
         assert_eq!(distinct.len(), hints.len());
         for hint in hints {

@@ -303,6 +303,27 @@ impl Enricher {
         }
     }
 
+    /// True when every text the enricher can set is plain JSON string
+    /// content ([`keytrail_core::json::is_plain`]), so that it keeps an
+    /// event's texts plain (see [`Event::write_json_plain`]): the
+    /// catalogs' descriptions and current names, built-in and the
+    /// operator's, are checked here; the key state names are plain words;
+    /// every other text it sets is cut out of the event's own (a CRN's
+    /// parts, a TKE location's, a certificate id's fingerprint). Lookups
+    /// set labels only, which are always escaped.
+    pub fn adds_plain_texts(&self) -> bool {
+        use keytrail_core::json::is_plain;
+        self.ibm_actions
+            .values()
+            .all(|row| is_plain(row.description))
+            && self.ibm_historical.values().all(|name| is_plain(name))
+            && self
+                .securosys
+                .values()
+                .all(|&(_, description)| is_plain(description))
+            && self.extra.values().all(|row| is_plain(row.description))
+    }
+
     /// Translation, description and category of an IBM event.
     fn apply_ibm_catalog(&self, event: &mut Event) {
         if let Some((prefix, suffix)) = catalog::split_ibm_prefix(&event.action)
@@ -723,6 +744,31 @@ mod tests {
             "Wrong password.",
             Category::Authentication,
         );
+    }
+
+    #[test]
+    fn texts_are_plain_unless_an_operator_description_needs_escaping() {
+        assert!(Enricher::new().adds_plain_texts());
+        for code in -1..=6 {
+            assert!(keytrail_core::json::is_plain(fields::key_state_name(code)));
+        }
+        let described = |description: &str| {
+            EnrichConfig {
+                catalog: vec![CatalogRowConfig {
+                    action: "kms.x.y".to_owned(),
+                    description: description.to_owned(),
+                    category: None,
+                }],
+                lookups: Vec::new(),
+            }
+            .build()
+            .expect("builds")
+            .adds_plain_texts()
+        };
+        assert!(described("Rotate a key (scheduled) - see 'policy'."));
+        for text in ["Say \"stop\".", "C:\\keys", "line\nbreak", "tab\there"] {
+            assert!(!described(text), "{text:?}");
+        }
     }
 
     #[test]

@@ -281,6 +281,23 @@ proptest! {
     }
 
     #[test]
+    fn a_line_without_a_backslash_gives_plain_texts(
+        line in prop_oneof![any_line(), mutated().prop_map(String::into_bytes)],
+    ) {
+        // Backslashes dropped: escapes gone, strings cut short, control
+        // bytes left raw; whatever still normalizes must have plain texts.
+        let line: Vec<u8> = line.into_iter().filter(|&b| b != b'\\').collect();
+        if let Ok(event) = Normalizer::default().normalize_line(&line, &RecordMeta::default()) {
+            let mut json = Vec::new();
+            event.write_json(&mut json);
+            // Debug builds check every text on the way.
+            let mut plain = Vec::new();
+            event.write_json_plain(&mut plain);
+            prop_assert_eq!(String::from_utf8_lossy(&plain), String::from_utf8_lossy(&json));
+        }
+    }
+
+    #[test]
     fn times_round_trip(millis in -62_135_596_800_000i64..253_402_300_799_999) {
         let t = Timestamp::from_millis(millis);
         prop_assert_eq!(Timestamp::parse_vendor(&t.to_string()).expect("own format parses"), t);

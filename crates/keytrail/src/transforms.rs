@@ -14,15 +14,20 @@ pub struct Transforms {
     normalizer: Normalizer,
     enricher: Enricher,
     classifier: Classifier,
+    /// The enricher and the classifier set plain texts only.
+    adds_plain_texts: bool,
 }
 
 impl Transforms {
     /// Builds every stage from a validated configuration.
     pub fn build(config: &Config) -> anyhow::Result<Transforms> {
+        let enricher = config.enrich.build()?;
+        let classifier = config.classify.build()?;
         Ok(Transforms {
             normalizer: config.normalize.build()?,
-            enricher: config.enrich.build()?,
-            classifier: config.classify.build()?,
+            adds_plain_texts: enricher.adds_plain_texts() && classifier.adds_plain_texts(),
+            enricher,
+            classifier,
         })
     }
 
@@ -40,11 +45,100 @@ impl Transforms {
         batch
     }
 
+    /// True when the event [`Transforms::line`] makes of `line` and `meta`
+    /// may be written with [`Event::write_json_plain`]: every text it holds
+    /// is plain. The line has no backslash, so none of its strings holds a
+    /// quote or a control byte (JSON writes those only as escapes, and both
+    /// of the normalizer's parsers refuse a raw control byte in a string);
+    /// every text the normalizer keeps is one of those strings, a part of
+    /// one, or a number's digits; `meta`'s region and account are plain;
+    /// and the enricher and classifier add plain texts only. One pass over
+    /// the line, far cheaper than escaping each text of the event.
+    pub fn gives_plain_texts(&self, line: &[u8], meta: &RecordMeta) -> bool {
+        let plain =
+            |text: &Option<String>| text.as_deref().is_none_or(keytrail_core::json::is_plain);
+        self.adds_plain_texts
+            && plain(&meta.region)
+            && plain(&meta.account)
+            && memchr::memchr(b'\\', line).is_none()
+    }
+
     /// One line through every stage: the full contract event, or why not.
     pub fn line(&self, line: &[u8], meta: &RecordMeta) -> Result<Event, Rejection> {
         let mut event = self.normalizer.normalize_line(line, meta)?;
         self.enricher.apply(&mut event);
         self.classifier.apply(&mut event);
         Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transforms(config: &str) -> Transforms {
+        Transforms::build(&toml::from_str::<Config>(config).expect("parses")).expect("builds")
+    }
+
+    /// Operator texts on the generator's commonest events, so that they
+    /// are written too.
+    fn operator_texts(text: &str) -> String {
+        let text = toml::Value::String(text.to_owned());
+        format!(
+            "[[enrich.catalog]]\naction = \"KEY_CREATED\"\ndescription = {text}\n\
+             [[enrich.catalog]]\naction = \"hs-crypto.secrets.read\"\ndescription = {text}\n\
+             [[classify.actionable]]\npattern = \"*\"\nremediation = {text}\n"
+        )
+    }
+
+    #[test]
+    fn plain_output_is_the_escaped_output_on_generated_events() {
+        let plain = transforms(&operator_texts("Ask the owner (see 'runbook' #7)."));
+        let records = crate::generate::mixed_records(11, 3000, 2.0);
+        let meta = RecordMeta::default();
+        let (mut written_plain, mut escaped) = (0, 0);
+        for record in &records {
+            let Ok(event) = plain.line(record, &meta) else {
+                continue;
+            };
+            let mut json = Vec::new();
+            event.write_json(&mut json);
+            if plain.gives_plain_texts(record, &meta) {
+                // Debug builds check every text on the way.
+                let mut plain_json = Vec::new();
+                event.write_json_plain(&mut plain_json);
+                assert_eq!(
+                    String::from_utf8_lossy(&plain_json),
+                    String::from_utf8_lossy(&json)
+                );
+                written_plain += 1;
+            } else {
+                escaped += 1;
+            }
+        }
+        // Most lines have no backslash; the embedded JSON strings do.
+        assert!(
+            written_plain > 2000 && escaped > 100,
+            "{written_plain} {escaped}"
+        );
+    }
+
+    #[test]
+    fn an_operator_text_that_needs_escaping_turns_plain_writing_off() {
+        let line = br#"{"eventTime":"2024-01-01T00:00:00Z","action":"hs-crypto.secrets.read"}"#;
+        let meta = RecordMeta::default();
+        assert!(transforms("").gives_plain_texts(line, &meta));
+        for text in ["Say \"stop\".", "C:\\keys", "two\nlines"] {
+            let escaping = transforms(&operator_texts(text));
+            assert!(!escaping.gives_plain_texts(line, &meta), "{text:?}");
+            let event = escaping.line(line, &meta).expect("normalizes");
+            assert_eq!(event.remediation.as_deref(), Some(text));
+        }
+        let quoted = RecordMeta {
+            region: Some("us-\"south".to_owned()),
+            ..RecordMeta::default()
+        };
+        assert!(!transforms("").gives_plain_texts(line, &quoted));
+        assert!(!transforms("").gives_plain_texts(br#"{"action":"a\u0041"}"#, &meta));
     }
 }

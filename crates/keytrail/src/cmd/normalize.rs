@@ -169,10 +169,15 @@ fn one_line(
     if text.is_empty() {
         return;
     }
-    match transforms.line(text, &RecordMeta::default()) {
+    let meta = RecordMeta::default();
+    match transforms.line(text, &meta) {
         Ok(event) => {
             stats.event(&event);
-            event.write_json(out);
+            if transforms.gives_plain_texts(text, &meta) {
+                event.write_json_plain(out);
+            } else {
+                event.write_json(out);
+            }
             out.push(b'\n');
         }
         Err(rejection) => {
