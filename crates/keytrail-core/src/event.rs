@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
 use compact_str::CompactString;
 use serde::ser::{SerializeMap, Serializer};
@@ -612,8 +613,14 @@ impl Serialize for Event {
 /// A member of the contract by its constant name, also kept as the JSON
 /// writer writes it after an earlier member and before a string
 /// (`,"name":"`), so that it copies the parts it needs as they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Member(&'static str);
+
+impl fmt::Debug for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Member").field(&self.name()).finish()
+    }
+}
 
 impl Member {
     /// The member's name (`time`, `actor`, `user`).
@@ -726,11 +733,15 @@ impl Event {
     /// labels and the origin's topic come from elsewhere and are escaped
     /// as always.
     ///
-    /// The caller vouches for the texts: the normalize command does for
-    /// an event read from a line without a backslash, when the transforms
-    /// add only plain texts. The bytes are [`Event::write_json`]'s when
-    /// that holds (debug builds check every text); when it does not, they
-    /// are not valid JSON.
+    /// # Correctness
+    ///
+    /// The caller vouches for the texts: `keytrail normalize` does for an
+    /// event read from a line without a backslash, when the transforms
+    /// add only plain texts (`Transforms::gives_plain_texts`). The bytes
+    /// are [`Event::write_json`]'s when that holds; debug builds check
+    /// every text and panic on one that is not plain. In a release build a
+    /// text that is not plain corrupts the output: invalid JSON, or valid
+    /// JSON with other content (a text `x","admin":"y` adds a member).
     pub fn write_json_plain(&self, out: &mut Vec<u8>) {
         out.reserve(2048);
         self.write_contract(JsonObject::<true>::open(out));
@@ -1303,6 +1314,88 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sparse_objects_are_the_serde_json() {
+        // Nested objects whose first member is each of their members in
+        // turn: the comma of the first member is the writer's to drop.
+        let mut events = Vec::new();
+        let base = || {
+            Event::new(
+                Timestamp::from_millis(7),
+                Source::IbmKeyProtect,
+                "kms.secrets.read".into(),
+            )
+        };
+        let full = full_event("x");
+        let parts = [
+            full.actor.user.clone(),
+            full.actor.id.clone(),
+            full.actor.role.clone(),
+            full.actor.provider.clone(),
+            full.actor.ip.clone(),
+            full.actor.user_agent.clone(),
+            full.actor.session_id.clone(),
+        ];
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut event = base();
+            match i {
+                0 => event.actor.user = part,
+                1 => event.actor.id = part,
+                2 => event.actor.role = part,
+                3 => event.actor.provider = part,
+                4 => event.actor.ip = part,
+                5 => event.actor.user_agent = part,
+                _ => event.actor.session_id = part,
+            }
+            events.push(event);
+        }
+        let mut event = base();
+        event.actor.cert_fingerprint = full.actor.cert_fingerprint.clone();
+        event.target.api_url = full.target.api_url.clone();
+        event.reason = Some(Reason {
+            kind: None,
+            failure: Some("f".into()),
+        });
+        events.push(event);
+        let mut event = base();
+        event.key = Some(Box::new(KeyFacts {
+            state_code: Some(5),
+            ..KeyFacts::default()
+        }));
+        event.tke = Some(Box::new(TkeFacts {
+            signature_threshold: Some(2),
+            ..TkeFacts::default()
+        }));
+        events.push(event);
+        let mut event = base();
+        event.tke = Some(Box::new(TkeFacts {
+            hsm_index: Some(0),
+            verification_pattern: Some("vp".into()),
+            ..TkeFacts::default()
+        }));
+        event.labels = full.labels.clone();
+        event.origin = full.origin.clone();
+        events.push(event);
+        for event in &events {
+            let mut json = Vec::new();
+            event.write_json(&mut json);
+            let serde = serde_json::to_vec(event).expect("serializes");
+            assert_eq!(
+                String::from_utf8_lossy(&json),
+                String::from_utf8_lossy(&serde)
+            );
+            let mut plain = Vec::new();
+            event.write_json_plain(&mut plain);
+            assert_eq!(plain, json);
+        }
+    }
+
+    #[test]
+    fn members_are_named_and_shown_by_name() {
+        assert_eq!(k!("user_agent").name(), "user_agent");
+        assert_eq!(format!("{:?}", k!("id")), "Member(\"id\")");
     }
 
     #[test]

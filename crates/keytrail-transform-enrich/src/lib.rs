@@ -306,8 +306,9 @@ impl Enricher {
     /// True when every text the enricher can set is plain JSON string
     /// content ([`keytrail_core::json::is_plain`]), so that it keeps an
     /// event's texts plain (see [`Event::write_json_plain`]): the
-    /// catalogs' descriptions and current names, built-in and the
-    /// operator's, are checked here; the key state names are plain words;
+    /// descriptions, built-in and the operator's, and the built-in current
+    /// names of historical IBM actions are checked here; the key state
+    /// names are plain words;
     /// every other text it sets is cut out of the event's own (a CRN's
     /// parts, a TKE location's, a certificate id's fingerprint). Lookups
     /// set labels only, which are always escaped.

@@ -93,34 +93,62 @@ mod tests {
 
     #[test]
     fn plain_output_is_the_escaped_output_on_generated_events() {
-        let plain = transforms(&operator_texts("Ask the owner (see 'runbook' #7)."));
         let records = crate::generate::mixed_records(11, 3000, 2.0);
         let meta = RecordMeta::default();
-        let (mut written_plain, mut escaped) = (0, 0);
-        for record in &records {
-            let Ok(event) = plain.line(record, &meta) else {
+        // The built-in texts alone, then the operator's on top.
+        for config in [
+            String::new(),
+            operator_texts("Ask the owner (see 'runbook' #7)."),
+        ] {
+            let plain = transforms(&config);
+            let (mut written_plain, mut escaped) = (0, 0);
+            for record in &records {
+                let Ok(event) = plain.line(record, &meta) else {
+                    continue;
+                };
+                let mut json = Vec::new();
+                event.write_json(&mut json);
+                if plain.gives_plain_texts(record, &meta) {
+                    // Debug builds check every text on the way.
+                    let mut plain_json = Vec::new();
+                    event.write_json_plain(&mut plain_json);
+                    assert_eq!(
+                        String::from_utf8_lossy(&plain_json),
+                        String::from_utf8_lossy(&json)
+                    );
+                    written_plain += 1;
+                } else {
+                    escaped += 1;
+                }
+            }
+            // Most lines have no backslash; the embedded JSON strings do.
+            assert!(
+                written_plain > 2000 && escaped > 100,
+                "{written_plain} {escaped}"
+            );
+        }
+    }
+
+    #[test]
+    fn lines_stripped_of_their_backslashes_write_plain_through_every_stage() {
+        // Escapes gone, embedded JSON strings cut short: whatever the three
+        // stages still make of a line is written plain, checked on the way.
+        let plain = transforms("");
+        let meta = RecordMeta::default();
+        let mut written = 0;
+        for record in crate::generate::mixed_records(12, 3000, 5.0) {
+            let line: Vec<u8> = record.into_iter().filter(|&b| b != b'\\').collect();
+            let Ok(event) = plain.line(&line, &meta) else {
                 continue;
             };
-            let mut json = Vec::new();
+            assert!(plain.gives_plain_texts(&line, &meta));
+            let (mut json, mut plain_json) = (Vec::new(), Vec::new());
             event.write_json(&mut json);
-            if plain.gives_plain_texts(record, &meta) {
-                // Debug builds check every text on the way.
-                let mut plain_json = Vec::new();
-                event.write_json_plain(&mut plain_json);
-                assert_eq!(
-                    String::from_utf8_lossy(&plain_json),
-                    String::from_utf8_lossy(&json)
-                );
-                written_plain += 1;
-            } else {
-                escaped += 1;
-            }
+            event.write_json_plain(&mut plain_json);
+            assert_eq!(plain_json, json);
+            written += 1;
         }
-        // Most lines have no backslash; the embedded JSON strings do.
-        assert!(
-            written_plain > 2000 && escaped > 100,
-            "{written_plain} {escaped}"
-        );
+        assert!(written > 2000, "{written}");
     }
 
     #[test]
@@ -134,11 +162,17 @@ mod tests {
             let event = escaping.line(line, &meta).expect("normalizes");
             assert_eq!(event.remediation.as_deref(), Some(text));
         }
-        let quoted = RecordMeta {
+        let region = RecordMeta {
             region: Some("us-\"south".to_owned()),
             ..RecordMeta::default()
         };
-        assert!(!transforms("").gives_plain_texts(line, &quoted));
+        let account = RecordMeta {
+            account: Some("a\u{1}".to_owned()),
+            ..RecordMeta::default()
+        };
+        for meta in [region, account] {
+            assert!(!transforms("").gives_plain_texts(line, &meta), "{meta:?}");
+        }
         assert!(!transforms("").gives_plain_texts(br#"{"action":"a\u0041"}"#, &meta));
     }
 }
