@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use keytrail_core::{RecordMeta, Transform as _};
+use keytrail_transform_normalize::Texts;
 
 /// Where the corpus is.
 pub fn corpus_path() -> PathBuf {
@@ -138,38 +139,30 @@ impl Transforms {
         }
     }
 
-    /// True when the event of `line` may be written with
-    /// `Event::write_json_plain`, as `keytrail normalize` decides it: a line
-    /// without a backslash, transforms that add plain texts only.
-    #[inline(always)]
-    pub fn gives_plain_texts(&self, line: &[u8]) -> bool {
-        self.adds_plain_texts && memchr::memchr(b'\\', line).is_none()
-    }
-
-    /// The event's contract JSON onto `out`, as `keytrail normalize` writes
-    /// it: plain when [`Transforms::gives_plain_texts`], escaped otherwise.
-    #[inline(always)]
-    pub fn write_json(&self, line: &[u8], event: &keytrail_core::Event, out: &mut Vec<u8>) {
-        if self.gives_plain_texts(line) {
-            event.write_json_plain(out);
-        } else {
-            event.write_json(out);
-        }
-    }
-
     /// Normalizes, enriches and classifies one line and hands the event to
-    /// `use_event`; `None` for a line the normalizer refuses. The event is
-    /// lent, not returned, so its ~800 bytes are not moved again.
+    /// `use_event`, with whether it may be written with
+    /// `Event::write_json_plain` as `keytrail normalize` decides it (the
+    /// normalizer's texts plain, transforms that add plain texts only);
+    /// `None` for a line the normalizer refuses. The event is lent, not
+    /// returned, so its ~900 bytes are not moved again.
     #[inline(always)]
     pub fn with_event<R>(
         &self,
         line: &[u8],
-        use_event: impl FnOnce(&keytrail_core::Event) -> R,
+        use_event: impl FnOnce(&keytrail_core::Event, Texts) -> R,
     ) -> Option<R> {
-        if let Ok(mut event) = self.normalizer.normalize_line(line, &self.meta) {
-            self.enricher.apply(&mut event);
-            self.classifier.apply(&mut event);
-            Some(use_event(&event))
+        let mut texts = Texts::Plain;
+        // Bound by reference: the event stays where it was returned.
+        if let Ok(ref mut event) = self
+            .normalizer
+            .normalize_line_texts(line, &self.meta, &mut texts)
+        {
+            self.enricher.apply(event);
+            self.classifier.apply(event);
+            if !self.adds_plain_texts {
+                texts = Texts::MayNeedEscaping;
+            }
+            Some(use_event(event, texts))
         } else {
             None
         }
@@ -198,7 +191,7 @@ impl Transforms {
     /// One pass over the lines, each event kept until the next line.
     pub fn pass(&self, lines: &[Vec<u8>]) {
         for line in lines {
-            self.with_event(line, |event| {
+            self.with_event(line, |event, _| {
                 black_box(event);
             });
         }

@@ -6,9 +6,11 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput};
 use keytrail_benches::Transforms;
 use keytrail_core::Event;
+use keytrail_transform_normalize::Texts;
 
-/// How a bench writes one event's contract JSON, given its line.
-type WriteJson = fn(&Transforms, &[u8], &Event, &mut Vec<u8>);
+/// How a bench writes one event's contract JSON, given what its texts
+/// need.
+type WriteJson = fn(Texts, &Event, &mut Vec<u8>);
 
 /// The group's benches under the name `name`.
 pub fn run(c: &mut Criterion, name: &str) {
@@ -41,21 +43,20 @@ pub fn run(c: &mut Criterion, name: &str) {
         });
     });
     let writers: [(&str, WriteJson); 2] = [
-        ("keytrail_full_to_json", |_, _, event, out| {
+        ("keytrail_full_to_json", |_, event, out| {
             let _ = serde_json::to_writer(out, event);
         }),
-        (
-            "keytrail_full_to_json_direct",
-            |transforms, line, event, out| transforms.write_json(line, event, out),
-        ),
+        ("keytrail_full_to_json_direct", |texts, event, out| {
+            texts.write_json(event, out)
+        }),
     ];
     for (name, write) in writers {
         group.bench_function(name, |b| {
             b.iter(|| {
                 out.clear();
                 for line in &lines {
-                    transforms.with_event(line, |event| {
-                        write(&transforms, line, event, &mut out);
+                    transforms.with_event(line, |event, texts| {
+                        write(texts, event, &mut out);
                         out.push(b'\n');
                     });
                 }

@@ -10,8 +10,8 @@
 //! - `json`: the same, then the contract JSON into a reused buffer through
 //!   serde (how `keytrail normalize` wrote events before the direct writer);
 //! - `json_direct`: the same bytes written directly, as `keytrail
-//!   normalize` writes them (`Event::write_json_plain` for a line without a
-//!   backslash, `Event::write_json` otherwise);
+//!   normalize` writes them (`Event::write_json_plain` for an event whose
+//!   texts had no escape, `Event::write_json` otherwise);
 //! - `proto`: the `pipeline` bench's path, batches of 1000 records through
 //!   the transforms, then `keytrail.v1` batches of 500 encoded with prost;
 //! - `otlp`: the same batches as `proto`, each batch's events encoded as
@@ -91,7 +91,7 @@ static GLOBAL: Counting = Counting;
 fn pass_transforms(stages: &Transforms, lines: &[Vec<u8>]) -> u64 {
     let mut events = 0;
     for line in lines {
-        let kept = stages.with_event(line, |event| {
+        let kept = stages.with_event(line, |event, _| {
             black_box(event);
         });
         events += u64::from(kept.is_some());
@@ -127,7 +127,7 @@ fn pass_json(stages: &Transforms, lines: &[Vec<u8>], out: &mut Vec<u8>) -> u64 {
     let mut events = 0;
     out.clear();
     for line in lines {
-        let written = stages.with_event(line, |event| {
+        let written = stages.with_event(line, |event, _| {
             let _ = serde_json::to_writer(&mut *out, event);
             out.push(b'\n');
         });
@@ -142,8 +142,8 @@ fn pass_json_direct(stages: &Transforms, lines: &[Vec<u8>], out: &mut Vec<u8>) -
     let mut events = 0;
     out.clear();
     for line in lines {
-        let written = stages.with_event(line, |event| {
-            stages.write_json(line, event, out);
+        let written = stages.with_event(line, |event, texts| {
+            texts.write_json(event, out);
             out.push(b'\n');
         });
         events += u64::from(written.is_some());

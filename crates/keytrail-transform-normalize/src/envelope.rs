@@ -15,7 +15,7 @@ use keytrail_core::{DeadLetterReason, Event};
 use serde::de::IgnoredAny;
 
 use crate::raw::Top;
-use crate::{Context, Normalizer, Rejection, ibm_cadf, scan, securosys};
+use crate::{Context, Normalizer, Rejection, Texts, ibm_cadf, scan, securosys};
 
 /// How many envelopes may wrap one event.
 const MAX_ENVELOPES: u8 = 4;
@@ -94,9 +94,13 @@ impl Normalizer {
     ) -> Result<Event, Rejection> {
         // Filled in place: the struct is large, and moving it costs.
         let mut top = Top::default();
-        if scan::read_top(text, self.max_depth, &mut top).is_err() {
-            self.check_depth(text.as_bytes())?;
-            top = parse_top(text)?;
+        match scan::read_top(text, self.max_depth, &mut top) {
+            Ok(texts) => ctx.keep(texts),
+            Err(scan::Fallback) => {
+                ctx.keep(Texts::MayNeedEscaping);
+                self.check_depth(text.as_bytes())?;
+                top = parse_top(text)?;
+            }
         }
         self.event_from_top(&mut top, ctx, nesting)
     }

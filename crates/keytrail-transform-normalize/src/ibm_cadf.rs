@@ -11,7 +11,7 @@ use keytrail_core::{CompactString, DetailsBuilder, Event, Outcome, Reason, Sourc
 
 use crate::de::Embedded;
 use crate::raw::{Data, KeyState, Top};
-use crate::{Context, Rejection, scan};
+use crate::{Context, Rejection, Texts, scan};
 
 /// Decides the IBM source (see the module docs).
 pub(crate) fn source(
@@ -83,7 +83,7 @@ pub(crate) fn outcome(outcome: Option<&str>, status: Option<u32>) -> Outcome {
 }
 
 /// Builds the event. `top.action` is known to be present.
-pub(crate) fn build(top: &mut Top<'_>, ctx: &Context<'_>) -> Result<Event, Rejection> {
+pub(crate) fn build(top: &mut Top<'_>, ctx: &mut Context<'_>) -> Result<Event, Rejection> {
     let (time, inferred) = ctx.time(top.event_time.get())?;
     let action: CompactString = top.action.trimmed().unwrap_or_default();
     let initiator = top.initiator.0.take().unwrap_or_default();
@@ -227,13 +227,17 @@ fn take_response(event: &mut Event, data: &mut Data, details: &mut DetailsBuilde
 impl Context<'_> {
     /// An embedded object, the string form decoded in its place.
     fn embedded<'d>(
-        &self,
+        &mut self,
         data: &'d mut Embedded<Data>,
     ) -> Result<Option<&'d mut Data>, Rejection> {
         if let Embedded::Text(text) = data {
             let parsed = match scan::data(text, self.normalizer.max_depth) {
-                Ok(parsed) => Some(parsed),
+                Ok((parsed, texts)) => {
+                    self.keep(texts);
+                    Some(parsed)
+                }
                 Err(scan::Fallback) => {
+                    self.keep(Texts::MayNeedEscaping);
                     self.normalizer.check_depth(text.as_bytes())?;
                     // A string that is not an object of the expected shape
                     // is not worth the event: keep the event, drop the

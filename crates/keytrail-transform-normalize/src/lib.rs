@@ -137,12 +137,74 @@ impl std::fmt::Display for Rejection {
     }
 }
 
+/// Whether the texts a normalized event holds can go into JSON as they are
+/// ([`Event::write_json_plain`](keytrail_core::Event::write_json_plain)):
+/// what [`Normalizer::normalize_line_texts`] says of the texts it put there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Texts {
+    /// None holds a quote, a backslash or a control byte. Each text is a
+    /// JSON string read without an escape by the fast reader (which gives
+    /// up on a raw control byte in a string), a part of one, a number's
+    /// digits, or a plain region or account from the record's metadata.
+    Plain,
+    /// Some may: a text had an escape, or the line took the serde_json
+    /// path, which does not say.
+    MayNeedEscaping,
+}
+
+impl Texts {
+    /// Plain when both are.
+    #[must_use]
+    pub fn and(self, other: Texts) -> Texts {
+        if self == Texts::Plain { other } else { self }
+    }
+
+    /// `event`'s contract JSON onto `out`: its texts copied as they are
+    /// when these, which must cover every stage that set a text, are
+    /// plain; escaped otherwise.
+    pub fn write_json(self, event: &Event, out: &mut Vec<u8>) {
+        match self {
+            Texts::Plain => event.write_json_plain(out),
+            Texts::MayNeedEscaping => event.write_json(out),
+        }
+    }
+
+    /// Plain when `text` is absent or plain.
+    fn of(text: Option<&str>) -> Texts {
+        if text.is_none_or(keytrail_core::json::is_plain) {
+            Texts::Plain
+        } else {
+            Texts::MayNeedEscaping
+        }
+    }
+}
+
 /// What a parser needs besides the vendor object.
 pub(crate) struct Context<'m> {
     normalizer: &'m Normalizer,
     meta: &'m RecordMeta,
     /// `logSourceCRN` found on a `payload` envelope, for the event inside.
     outer_log_source: Option<keytrail_core::CompactString>,
+    /// What [`Normalizer::normalize_line_texts`] will say of the texts
+    /// kept so far: set to [`Texts::MayNeedEscaping`] on the first that
+    /// may need it.
+    texts: &'m mut Texts,
+}
+
+impl<'m> Context<'m> {
+    fn new(normalizer: &'m Normalizer, meta: &'m RecordMeta, texts: &'m mut Texts) -> Context<'m> {
+        Context {
+            normalizer,
+            meta,
+            outer_log_source: None,
+            texts,
+        }
+    }
+
+    /// Notes texts kept from the input.
+    fn keep(&mut self, texts: Texts) {
+        *self.texts = self.texts.and(texts);
+    }
 }
 
 impl Context<'_> {
@@ -173,12 +235,24 @@ impl Context<'_> {
 impl Normalizer {
     /// Normalizes one line: exactly one event, or the reason it is not one.
     pub fn normalize_line(&self, line: &[u8], meta: &RecordMeta) -> Result<Event, Rejection> {
-        let mut ctx = Context {
-            normalizer: self,
-            meta,
-            outer_log_source: None,
-        };
-        self.event_from_line(line, &mut ctx)
+        self.normalize_line_texts(line, meta, &mut Texts::Plain)
+    }
+
+    /// [`Normalizer::normalize_line`], and in `texts` whether the event's
+    /// texts can be written as they are. The fast reader notes an escape in
+    /// any string it keeps, which costs nothing next to a search of the
+    /// line; so a line whose backslashes are all in fields the contract
+    /// skips, in `details`, or in JSON text read apart (a JSON-encoded
+    /// `requestData`, a LogDNA `_line`) is still [`Texts::Plain`]. (`texts`
+    /// is an out-parameter so that the large event is returned in place.)
+    pub fn normalize_line_texts(
+        &self,
+        line: &[u8],
+        meta: &RecordMeta,
+        texts: &mut Texts,
+    ) -> Result<Event, Rejection> {
+        *texts = Texts::of(meta.region.as_deref()).and(Texts::of(meta.account.as_deref()));
+        self.event_from_line(line, &mut Context::new(self, meta, texts))
     }
 
     /// True when `line` is UTF-8 and one JSON value of any type that the

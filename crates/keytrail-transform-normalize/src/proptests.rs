@@ -181,7 +181,8 @@ proptest! {
         let meta = RecordMeta::default();
         let normalizer = Normalizer::default();
         let fast = normalizer.normalize_line(text.as_bytes(), &meta);
-        let mut ctx = Context { normalizer: &normalizer, meta: &meta, outer_log_source: None };
+        let mut texts = Texts::Plain;
+        let mut ctx = Context::new(&normalizer, &meta, &mut texts);
         let reference = match reference_top(&text) {
             Some(mut top) => normalizer.event_from_top(&mut top, &mut ctx, 0),
             None => return Ok(()),
@@ -281,13 +282,21 @@ proptest! {
     }
 
     #[test]
-    fn a_line_without_a_backslash_gives_plain_texts(
+    fn texts_said_to_be_plain_are_plain(
         line in prop_oneof![any_line(), mutated().prop_map(String::into_bytes)],
+        strip in any::<bool>(),
     ) {
-        // Backslashes dropped: escapes gone, strings cut short, control
-        // bytes left raw; whatever still normalizes must have plain texts.
-        let line: Vec<u8> = line.into_iter().filter(|&b| b != b'\\').collect();
-        if let Ok(event) = Normalizer::default().normalize_line(&line, &RecordMeta::default()) {
+        // As generated (escapes in kept and skipped strings, embedded JSON
+        // text), or with the backslashes dropped: escapes gone, strings
+        // cut short, control bytes left raw.
+        let line: Vec<u8> = if strip {
+            line.into_iter().filter(|&b| b != b'\\').collect()
+        } else {
+            line
+        };
+        let mut texts = Texts::MayNeedEscaping;
+        let normalized = Normalizer::default().normalize_line_texts(&line, &RecordMeta::default(), &mut texts);
+        if let (Ok(event), Texts::Plain) = (normalized, texts) {
             let mut json = Vec::new();
             event.write_json(&mut json);
             // Debug builds check every text on the way.

@@ -28,6 +28,7 @@ use keytrail_core::DetailsBuilder;
 use keytrail_core::event::find_json_special;
 use keytrail_core::lanes::{self, chunk as chunk_at};
 
+use crate::Texts;
 use crate::de::{Embedded, Flag, Int, Obj, Str};
 use crate::material::is_key_material;
 use crate::raw::{self, Credential, Data, DataFields, Host, Initiator, ReasonRaw, TargetRaw, Top};
@@ -40,11 +41,13 @@ type Result<T> = std::result::Result<T, Fallback>;
 
 /// Reads one event object (the whole text, whitespace around it allowed)
 /// into `top`, which starts empty; after a [`Fallback`] it holds a part.
-pub(crate) fn read_top<'a>(text: &'a str, max_depth: usize, top: &mut Top<'a>) -> Result<()> {
+/// Also says whether a text it kept had an escape.
+pub(crate) fn read_top<'a>(text: &'a str, max_depth: usize, top: &mut Top<'a>) -> Result<Texts> {
     let mut reader = Reader::new(text, max_depth);
     reader.ws();
     reader.top(top)?;
-    reader.end()
+    reader.end()?;
+    Ok(reader.texts())
 }
 
 /// Walks one JSON value of any type (the whole text, whitespace around it
@@ -63,14 +66,15 @@ pub(crate) fn top(text: &str, max_depth: usize) -> Result<Top<'_>> {
     Ok(top)
 }
 
-/// Reads an IBM `requestData`/`responseData` sent as a JSON-encoded string.
-pub(crate) fn data(text: &str, max_depth: usize) -> Result<Data> {
+/// Reads an IBM `requestData`/`responseData` sent as a JSON-encoded string,
+/// and says whether a text it kept had an escape.
+pub(crate) fn data(text: &str, max_depth: usize) -> Result<(Data, Texts)> {
     let mut reader = Reader::new(text, max_depth);
     let mut data = Data::default();
     reader.ws();
     reader.data(&mut data)?;
     reader.end()?;
-    Ok(data)
+    Ok((data, reader.texts()))
 }
 
 /// A string as it appears between its quotes: where it is in the input.
@@ -225,6 +229,9 @@ struct Reader<'a> {
     /// No byte below 0x20 anywhere (the usual case: one compact line), so
     /// no string can hold one and the scan looks for `"` and `\` only.
     clean: bool,
+    /// A string read as a [`Str`] had an escape: the one way a text this
+    /// reader keeps can hold a quote, a backslash or a control byte.
+    escaped_text: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -236,6 +243,20 @@ impl<'a> Reader<'a> {
             depth: 0,
             max_depth,
             clean: !has_control_byte(text.as_bytes()),
+            escaped_text: false,
+        }
+    }
+
+    /// Whether the texts kept so far can be written as they are. A string
+    /// without escapes holds no quote and no backslash, and the scan gives
+    /// up on a raw control byte in one; numbers kept as text are digits.
+    /// Embedded JSON text is not counted: the reader of that text judges
+    /// what it keeps of it.
+    fn texts(&self) -> Texts {
+        if self.escaped_text {
+            Texts::MayNeedEscaping
+        } else {
+            Texts::Plain
         }
     }
 
@@ -587,10 +608,23 @@ impl<'a> Reader<'a> {
 
     /// A [`Str`] field.
     fn text(&mut self) -> Result<Str<'a>> {
+        self.str_field(true)
+    }
+
+    /// A [`Str`] field that holds JSON text to be read again (a LogDNA
+    /// `_line`): its escapes are not counted, since the text's own reader
+    /// judges what is kept of it.
+    fn json_text(&mut self) -> Result<Str<'a>> {
+        self.str_field(false)
+    }
+
+    #[inline(always)]
+    fn str_field(&mut self, kept: bool) -> Result<Str<'a>> {
         match self.next_byte()? {
             b'"' => {
                 self.pos += 1;
                 let raw = self.string()?;
+                self.escaped_text |= kept && raw.escaped;
                 Ok(Str(Some(self.decode(raw)?)))
             }
             b'-' | b'0'..=b'9' => {
@@ -795,6 +829,7 @@ impl<'a> Reader<'a> {
                             F::RequestData => self.embedded(&mut top.request_data)?,
                             F::ResponseData => self.embedded(&mut top.response_data)?,
                             F::ResponseBody => self.embedded(&mut top.response_body)?,
+                            F::Line => top.line = self.json_text()?,
                             F::DataEvent => top.data_event = self.flag()?,
                             F::Details => top.details = self.object(Self::details)?,
                             F::Source => top.source = self.object(Self::boxed_top)?,
@@ -1028,8 +1063,8 @@ impl TopField {
             F::Result => &mut top.result,
             F::ApiUrl => &mut top.api_url,
             F::SessionId => &mut top.session_id,
-            F::Line => &mut top.line,
-            F::Initiator
+            F::Line
+            | F::Initiator
             | F::Target
             | F::Reason
             | F::RequestData
@@ -1428,7 +1463,10 @@ mod tests {
     #[test]
     fn data_text_reads_like_serde() {
         let text = r#" {"requestURI":" /x ","signatureThreshold":"2","keyRingId":7} "#;
-        assert_eq!(data(text, 64).ok(), serde_json::from_str::<Data>(text).ok());
+        assert_eq!(
+            data(text, 64).ok().map(|(data, _)| data),
+            serde_json::from_str::<Data>(text).ok()
+        );
         assert_eq!(data("{\"a\":1} {", 64), Err(Fallback));
     }
 }

@@ -464,3 +464,70 @@ fn the_walk_takes_json_the_reader_can_walk() {
     }
     assert!(!normalizer.walk_line(b"{\"a\":\"\xff\"}"));
 }
+
+#[test]
+fn texts_are_plain_unless_a_kept_text_had_an_escape() {
+    let texts = |line: &str, meta: &RecordMeta| {
+        let mut texts = Texts::MayNeedEscaping;
+        Normalizer::default()
+            .normalize_line_texts(line.as_bytes(), meta, &mut texts)
+            .unwrap_or_else(|r| panic!("rejected: {r}"));
+        texts
+    };
+    let none = RecordMeta::default();
+    let plain = |line: &str| texts(line, &none) == Texts::Plain;
+    assert!(plain(SECUROSYS));
+    assert!(plain(IBM_CREATE));
+
+    // Backslashes where nothing is kept from them: a skipped field, a
+    // Securosys `details` value (written escaped), a JSON-encoded
+    // `requestData` whose own texts have none; an enveloped line, below.
+    let skipped = IBM_CREATE.replacen(r#""dataEvent""#, r#""x":["a\"b\\"],"dataEvent""#, 1);
+    assert!(plain(&skipped), "{skipped}");
+    let details = SECUROSYS.replacen(r#"{"attempt":3}"#, r#"{"path":"C:\\keys\n"}"#, 1);
+    assert!(plain(&details), "{details}");
+    let embedded = r#"{"eventTime":"2020-03-11T09:28:35.15+0000","action":"kms.secrets.read","requestData":"{\"requestURI\":\"/api/v2/keys/k\",\"instanceId\":\"i-9\"}"}"#;
+    assert!(plain(embedded));
+
+    // An escape in a text that is kept, at each level, even one that
+    // decodes to a plain text.
+    for (kept, escaped) in [
+        (r#""message":"Hyper"#, r#""message":"\"Hyper"#),
+        (r#""name":"bob"#, r#""name":"b\\ob"#),
+        (r#""agent":"curl/8""#, r#""agent":"curl\/8""#),
+        (r#""keyId":"key1""#, r#""keyId":"key\t1""#),
+        (r#""logSourceCRN":"crn"#, r#""logSourceCRN":"\ncrn"#),
+    ] {
+        let line = IBM_CREATE.replacen(kept, escaped, 1);
+        assert_ne!(line, IBM_CREATE, "{kept}");
+        assert!(!plain(&line), "{line}");
+    }
+    let user = SECUROSYS.replacen("alice@", r#"al\"ice@"#, 1);
+    assert!(!plain(&user));
+    let inner = embedded.replacen(r"/api/v2/keys/k", r"/api/\\\\v2", 1);
+    assert!(!plain(&inner), "{inner}");
+    let outer_crn = r#"{"payload":{"action":"kms.secrets.read","eventTime":"2018-06-13T00:05:39.11+0000"},"logSourceCRN":"crn:v1:bluemix:public:kms:us-south:a/1:2:\"x:"}"#;
+    assert!(!plain(outer_crn));
+    // The serde_json path does not say.
+    assert!(!plain(&IBM_CREATE.replacen("bob", r"\u0062ob", 1)));
+    // A LogDNA `_line` is read again, and its own texts judged.
+    let enveloped = |event: &str| {
+        let line = serde_json::to_string(event).expect("quotes");
+        format!(r#"{{"_source":{{"_host":"h\"1","_line":{line}}}}}"#)
+    };
+    assert!(plain(&enveloped(IBM_CREATE)));
+    assert!(!plain(&enveloped(&user)));
+
+    // A region or account from the record's metadata.
+    let region = RecordMeta {
+        region: Some("eu\"de".into()),
+        ..RecordMeta::default()
+    };
+    let account = RecordMeta {
+        account: Some("a\\1".into()),
+        ..RecordMeta::default()
+    };
+    for meta in [region, account] {
+        assert_eq!(texts(SECUROSYS, &meta), Texts::MayNeedEscaping, "{meta:?}");
+    }
+}

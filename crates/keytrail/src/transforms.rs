@@ -5,7 +5,7 @@
 use keytrail_core::{Batch, Event, RawBatch, RecordMeta, Transform};
 use keytrail_transform_classify::Classifier;
 use keytrail_transform_enrich::Enricher;
-use keytrail_transform_normalize::{Normalizer, Rejection};
+use keytrail_transform_normalize::{Normalizer, Rejection, Texts};
 
 use crate::config::Config;
 
@@ -45,30 +45,31 @@ impl Transforms {
         batch
     }
 
-    /// True when the event [`Transforms::line`] makes of `line` and `meta`
-    /// may be written with [`Event::write_json_plain`]: every text it holds
-    /// is plain. The line has no backslash, so none of its strings holds a
-    /// quote or a control byte (JSON writes those only as escapes, and both
-    /// of the normalizer's parsers refuse a raw control byte in a string);
-    /// every text the normalizer keeps is one of those strings, a part of
-    /// one, or a number's digits; `meta`'s region and account are plain;
-    /// and the enricher and classifier add plain texts only. One pass over
-    /// the line, far cheaper than escaping each text of the event.
-    pub fn gives_plain_texts(&self, line: &[u8], meta: &RecordMeta) -> bool {
-        let plain =
-            |text: &Option<String>| text.as_deref().is_none_or(keytrail_core::json::is_plain);
-        self.adds_plain_texts
-            && plain(&meta.region)
-            && plain(&meta.account)
-            && memchr::memchr(b'\\', line).is_none()
-    }
-
-    /// One line through every stage: the full contract event, or why not.
-    pub fn line(&self, line: &[u8], meta: &RecordMeta) -> Result<Event, Rejection> {
-        let mut event = self.normalizer.normalize_line(line, meta)?;
-        self.enricher.apply(&mut event);
-        self.classifier.apply(&mut event);
-        Ok(event)
+    /// One line through every stage, the event lent to `use_event` (not
+    /// returned, so that its ~900 bytes are not moved again) with whether
+    /// it may be written with [`Event::write_json_plain`]: the normalizer's
+    /// texts are plain ([`Normalizer::normalize_line_texts`]) and the
+    /// enricher and classifier add plain texts only. Or why the line is
+    /// not an event.
+    pub fn with_line<R>(
+        &self,
+        line: &[u8],
+        meta: &RecordMeta,
+        use_event: impl FnOnce(&Event, Texts) -> R,
+    ) -> Result<R, Rejection> {
+        let mut texts = Texts::Plain;
+        // Bound by reference: the event stays where it was returned.
+        match self.normalizer.normalize_line_texts(line, meta, &mut texts) {
+            Ok(ref mut event) => {
+                self.enricher.apply(event);
+                self.classifier.apply(event);
+                if !self.adds_plain_texts {
+                    texts = Texts::MayNeedEscaping;
+                }
+                Ok(use_event(event, texts))
+            }
+            Err(rejection) => Err(rejection),
+        }
     }
 }
 
@@ -91,40 +92,70 @@ mod tests {
         )
     }
 
+    /// The event `transforms` make of `line`, written both ways: the
+    /// escaped JSON, the plain JSON when the texts are plain (debug builds
+    /// check every text on the way), and the event's remediation hint.
+    fn both_ways(
+        transforms: &Transforms,
+        line: &[u8],
+        meta: &RecordMeta,
+    ) -> Option<(String, Option<String>, Option<String>)> {
+        transforms
+            .with_line(line, meta, |event, texts| {
+                let mut json = Vec::new();
+                event.write_json(&mut json);
+                let plain = (texts == Texts::Plain).then(|| {
+                    let mut plain = Vec::new();
+                    event.write_json_plain(&mut plain);
+                    String::from_utf8_lossy(&plain).into_owned()
+                });
+                let remediation = event.remediation.as_deref().map(str::to_owned);
+                (
+                    String::from_utf8_lossy(&json).into_owned(),
+                    plain,
+                    remediation,
+                )
+            })
+            .ok()
+    }
+
     #[test]
     fn plain_output_is_the_escaped_output_on_generated_events() {
         let records = crate::generate::mixed_records(11, 3000, 2.0);
+        // Each line also with a quote put into a text the event keeps.
+        let with_quote = |record: &Vec<u8>| {
+            String::from_utf8_lossy(record)
+                .replacen(r#""message":""#, r#""message":"\"x\" "#, 1)
+                .replacen(r#""user":""#, r#""user":"\"x\" "#, 1)
+                .into_bytes()
+        };
         let meta = RecordMeta::default();
         // The built-in texts alone, then the operator's on top.
         for config in [
             String::new(),
             operator_texts("Ask the owner (see 'runbook' #7)."),
         ] {
-            let plain = transforms(&config);
-            let (mut written_plain, mut escaped) = (0, 0);
-            for record in &records {
-                let Ok(event) = plain.line(record, &meta) else {
+            let transforms = transforms(&config);
+            let (mut written_plain, mut escaped, mut plain_with_backslash) = (0, 0, 0);
+            for line in records.iter().flat_map(|r| [r.clone(), with_quote(r)]) {
+                let Some((json, plain, _)) = both_ways(&transforms, &line, &meta) else {
                     continue;
                 };
-                let mut json = Vec::new();
-                event.write_json(&mut json);
-                if plain.gives_plain_texts(record, &meta) {
-                    // Debug builds check every text on the way.
-                    let mut plain_json = Vec::new();
-                    event.write_json_plain(&mut plain_json);
-                    assert_eq!(
-                        String::from_utf8_lossy(&plain_json),
-                        String::from_utf8_lossy(&json)
-                    );
+                if let Some(plain) = plain {
+                    assert_eq!(plain, json);
                     written_plain += 1;
+                    plain_with_backslash += usize::from(line.contains(&b'\\'));
                 } else {
+                    assert!(json.contains(r#"\"x\""#), "{json}");
                     escaped += 1;
                 }
             }
-            // Most lines have no backslash; the embedded JSON strings do.
+            // The generator's own texts have no escapes; its JSON-encoded
+            // `requestData` and LogDNA lines are full of backslashes, but
+            // their texts are read apart.
             assert!(
-                written_plain > 2000 && escaped > 100,
-                "{written_plain} {escaped}"
+                written_plain > 2900 && escaped > 2500 && plain_with_backslash > 300,
+                "{written_plain} {escaped} {plain_with_backslash}"
             );
         }
     }
@@ -138,14 +169,10 @@ mod tests {
         let mut written = 0;
         for record in crate::generate::mixed_records(12, 3000, 5.0) {
             let line: Vec<u8> = record.into_iter().filter(|&b| b != b'\\').collect();
-            let Ok(event) = plain.line(&line, &meta) else {
+            let Some((json, plain_json, _)) = both_ways(&plain, &line, &meta) else {
                 continue;
             };
-            assert!(plain.gives_plain_texts(&line, &meta));
-            let (mut json, mut plain_json) = (Vec::new(), Vec::new());
-            event.write_json(&mut json);
-            event.write_json_plain(&mut plain_json);
-            assert_eq!(plain_json, json);
+            assert_eq!(plain_json.as_ref(), Some(&json));
             written += 1;
         }
         assert!(written > 2000, "{written}");
@@ -155,12 +182,19 @@ mod tests {
     fn an_operator_text_that_needs_escaping_turns_plain_writing_off() {
         let line = br#"{"eventTime":"2024-01-01T00:00:00Z","action":"hs-crypto.secrets.read"}"#;
         let meta = RecordMeta::default();
-        assert!(transforms("").gives_plain_texts(line, &meta));
+        let plain = |transforms: &Transforms, line: &[u8], meta: &RecordMeta| {
+            both_ways(transforms, line, meta)
+                .expect("normalizes")
+                .1
+                .is_some()
+        };
+        assert!(plain(&transforms(""), line, &meta));
         for text in ["Say \"stop\".", "C:\\keys", "two\nlines"] {
             let escaping = transforms(&operator_texts(text));
-            assert!(!escaping.gives_plain_texts(line, &meta), "{text:?}");
-            let event = escaping.line(line, &meta).expect("normalizes");
-            assert_eq!(event.remediation.as_deref(), Some(text));
+            let (_, plain_json, remediation) =
+                both_ways(&escaping, line, &meta).expect("normalizes");
+            assert_eq!(plain_json, None, "{text:?}");
+            assert_eq!(remediation.as_deref(), Some(text));
         }
         let region = RecordMeta {
             region: Some("us-\"south".to_owned()),
@@ -171,8 +205,19 @@ mod tests {
             ..RecordMeta::default()
         };
         for meta in [region, account] {
-            assert!(!transforms("").gives_plain_texts(line, &meta), "{meta:?}");
+            assert!(!plain(&transforms(""), line, &meta), "{meta:?}");
         }
-        assert!(!transforms("").gives_plain_texts(br#"{"action":"a\u0041"}"#, &meta));
+        // An escape in a kept text; then in skipped fields and `details`.
+        let kept = br#"{"eventTime":"2024-01-01T00:00:00Z","action":"hs-crypto.secrets.read","message":"a\/b"}"#;
+        assert!(!plain(&transforms(""), kept, &meta));
+        let skipped = br#"{"eventTime":"2024-01-01T00:00:00Z","action":"hs-crypto.secrets.read","x":"a\"b","y":{"z":["\\"]}}"#;
+        assert!(plain(&transforms(""), skipped, &meta));
+        // `\u` escapes go to serde_json, which does not say.
+        assert!(!plain(&transforms(""), br#"{"action":"a\u0041"}"#, &meta));
+        assert!(!plain(
+            &transforms(""),
+            br#"{"action":"a","x":"\u0041"}"#,
+            &meta
+        ));
     }
 }

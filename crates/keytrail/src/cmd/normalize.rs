@@ -169,21 +169,14 @@ fn one_line(
     if text.is_empty() {
         return;
     }
-    let meta = RecordMeta::default();
-    match transforms.line(text, &meta) {
-        Ok(event) => {
-            stats.event(&event);
-            if transforms.gives_plain_texts(text, &meta) {
-                event.write_json_plain(out);
-            } else {
-                event.write_json(out);
-            }
-            out.push(b'\n');
-        }
-        Err(rejection) => {
-            stats.rejected(&rejection.reason);
-            report(err, &rejection.reason, line_no);
-        }
+    let written = transforms.with_line(text, &RecordMeta::default(), |event, texts| {
+        stats.event(event);
+        texts.write_json(event, out);
+        out.push(b'\n');
+    });
+    if let Err(rejection) = written {
+        stats.rejected(&rejection.reason);
+        report(err, &rejection.reason, line_no);
     }
 }
 
