@@ -98,6 +98,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Err(Failure::Read(err)) => Err(err).context("cannot read input"),
         Err(Failure::Write(err)) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(Failure::Write(err)) => Err(err).context("cannot write output"),
+        Err(Failure::Panic(_)) => anyhow::bail!(
+            "a worker thread panicked, which is a bug (its message is above); the output stops before the lines it was normalizing"
+        ),
         Ok(()) => Ok(()),
     }
 }
@@ -109,6 +112,9 @@ pub enum Failure {
     Read(io::Error),
     /// Writing stdout or stderr.
     Write(io::Error),
+    /// A worker panicked (the panic's payload); its message is already on
+    /// stderr.
+    Panic(Box<dyn std::any::Any + Send>),
 }
 
 /// The command's loop, over any reader and writers.
@@ -224,6 +230,9 @@ struct Done {
 /// while the others read or work, so a line is read and normalized by the
 /// same thread; the calling thread writes the finished chunks in order and
 /// hands their output buffers back for the next chunks.
+///
+/// A worker that panics (a bug: no input should make one) ends the run
+/// with [`Failure::Panic`] once the chunks before its own are written.
 pub fn normalize_parallel(
     input: impl BufRead + Send,
     out: impl Write,
@@ -233,10 +242,24 @@ pub fn normalize_parallel(
     threads: usize,
     stats: &mut Stats,
 ) -> Result<(), Failure> {
+    let normalize = |chunk: &Chunk, out: Vec<u8>| normalize_chunk(transforms, chunk, out);
+    chunks_in_order(input, out, err, &normalize, limit, threads, stats)
+}
+
+/// [`normalize_parallel`] with `normalize` for the work on each chunk.
+fn chunks_in_order(
+    input: impl BufRead + Send,
+    out: impl Write,
+    err: impl Write,
+    normalize: &(impl Fn(&Chunk, Vec<u8>) -> Done + Sync),
+    limit: usize,
+    threads: usize,
+    stats: &mut Stats,
+) -> Result<(), Failure> {
     use std::sync::{Mutex, mpsc};
 
     let threads = threads.max(1);
-    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Done)>(threads * 2);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Finished)>(threads * 2);
     // Chunks between their read and their written output: a slow chunk
     // holds back at most this many finished ones, not the rest of the
     // input, and bounds the buffers in use.
@@ -261,13 +284,14 @@ pub fn normalize_parallel(
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let input = &input;
-            scope.spawn(move || work(input, transforms, limit, &done_tx));
+            scope.spawn(move || work(input, normalize, limit, &done_tx));
         }
         drop(done_tx);
         let written = write_in_order(done_rx, permit_tx, spare_tx, out, err);
-        // When the output failed, no worker reads another line: a worker
-        // waiting for a permit or sending its chunk sees the channels
-        // closed, one reading sees the flag between lines.
+        // When the output failed or a worker panicked, no worker reads
+        // another line: a worker waiting for a permit or sending its chunk
+        // sees the channels closed, one reading sees the flag between
+        // lines.
         if written.1.is_err() {
             stopped.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -340,13 +364,18 @@ impl<R: BufRead> Input<'_, R> {
     }
 }
 
+/// A normalized chunk, or the panic that normalizing it ended in.
+type Finished = std::thread::Result<Done>;
+
 /// A worker: takes a permit, reads a chunk, normalizes it and hands it to
-/// the writer, until the input ends or the output stops.
+/// the writer, until the input ends or the output stops. A panic in the
+/// work on a chunk is handed on in the chunk's place, else the writer
+/// would wait for that chunk for ever.
 fn work<R: BufRead>(
     input: &std::sync::Mutex<Input<'_, R>>,
-    transforms: &Transforms,
+    normalize: &impl Fn(&Chunk, Vec<u8>) -> Done,
     limit: usize,
-    done: &std::sync::mpsc::SyncSender<(u64, Done)>,
+    done: &std::sync::mpsc::SyncSender<(u64, Finished)>,
 ) {
     let mut chunk = Chunk::new();
     loop {
@@ -363,10 +392,10 @@ fn work<R: BufRead>(
             };
             (seq, input.spare.try_recv().unwrap_or_default())
         };
-        if done
-            .send((seq, normalize_chunk(transforms, &chunk, out)))
-            .is_err()
-        {
+        let finished =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| normalize(&chunk, out)));
+        let panicked = finished.is_err();
+        if done.send((seq, finished)).is_err() || panicked {
             return;
         }
     }
@@ -409,7 +438,7 @@ fn normalize_chunk(transforms: &Transforms, chunk: &Chunk, mut out: Vec<u8>) -> 
 /// output buffer back to the workers for each; returns the counts of what
 /// it wrote, and how it ended.
 fn write_in_order(
-    done: std::sync::mpsc::Receiver<(u64, Done)>,
+    done: std::sync::mpsc::Receiver<(u64, Finished)>,
     permits: std::sync::mpsc::SyncSender<()>,
     spare: std::sync::mpsc::Sender<Vec<u8>>,
     out: impl Write,
@@ -423,7 +452,8 @@ fn write_in_order(
     let write = || -> Result<(), Failure> {
         for (seq, chunk) in done {
             waiting.insert(seq, chunk);
-            while let Some(chunk) = waiting.remove(&next) {
+            while let Some(finished) = waiting.remove(&next) {
+                let chunk = finished.map_err(Failure::Panic)?;
                 out.write_all(&chunk.out).map_err(Failure::Write)?;
                 err.write_all(&chunk.err).map_err(Failure::Write)?;
                 stats.merge(chunk.stats);
@@ -868,6 +898,64 @@ mod tests {
         assert_eq!(events, whole_lines);
         assert!(out1 == out2, "the same events either way");
         assert!(err2.is_empty());
+    }
+
+    #[test]
+    fn a_worker_that_panics_ends_the_run_after_the_chunks_before_it() {
+        let input = many_events(8);
+        let transforms = Transforms::build(&Config::default()).expect("default config builds");
+        let mut whole = Vec::new();
+        normalize_stream(
+            input.as_slice(),
+            &mut whole,
+            Vec::new(),
+            &transforms,
+            1 << 20,
+            &mut Stats::default(),
+        )
+        .expect("runs");
+        let doomed_line = (input.iter().filter(|&&b| b == b'\n').count() / 2) as u64;
+        for threads in [2, 3] {
+            let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+            let input = input.clone();
+            // Its own thread, not a scoped one: a run that hangs fails the
+            // test below instead of holding up the suite.
+            std::thread::spawn(move || {
+                let transforms =
+                    Transforms::build(&Config::default()).expect("default config builds");
+                // The first line of the chunk that panics, once it has.
+                let first_of_doomed = std::sync::OnceLock::new();
+                let normalize = |chunk: &Chunk, out: Vec<u8>| {
+                    let first = chunk.lines.first().map_or(0, |&(_, line_no, _)| line_no);
+                    let last = chunk.lines.last().map_or(0, |&(_, line_no, _)| line_no);
+                    if (first..=last).contains(&doomed_line) {
+                        let _ = first_of_doomed.set(first);
+                        panic!("planted in the chunk of line {doomed_line}");
+                    }
+                    normalize_chunk(&transforms, chunk, out)
+                };
+                let mut out = Vec::new();
+                let result = chunks_in_order(
+                    input.as_slice(),
+                    &mut out,
+                    Vec::new(),
+                    &normalize,
+                    1 << 20,
+                    threads,
+                    &mut Stats::default(),
+                );
+                let _ = ran_tx.send((result, out, first_of_doomed.get().copied()));
+            });
+            // Not a wait for the run, which sends when it ends.
+            let (result, out, first) = ran_rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("the run ends");
+            assert!(matches!(result, Err(Failure::Panic(_))), "{result:?}");
+            let first = first.expect("the planted panic ran");
+            let events = out.iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(events, first - 1, "{threads} threads");
+            assert!(whole.starts_with(&out), "the events before it, in order");
+        }
     }
 
     /// Counts the bytes read through it.
