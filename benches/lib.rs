@@ -144,7 +144,7 @@ impl Transforms {
     /// `Event::write_json_plain` as `keytrail normalize` decides it (the
     /// normalizer's texts plain, transforms that add plain texts only);
     /// `None` for a line the normalizer refuses. The event is lent, not
-    /// returned, so its ~900 bytes are not moved again.
+    /// returned, so its ~870 bytes are not moved again.
     #[inline(always)]
     pub fn with_event<R>(
         &self,

@@ -735,9 +735,11 @@ impl Event {
     ///
     /// # Correctness
     ///
-    /// The caller vouches for the texts: `keytrail normalize` does for an
-    /// event read from a line without a backslash, when the transforms
-    /// add only plain texts (`Transforms::gives_plain_texts`). The bytes
+    /// The caller vouches for the texts: `keytrail normalize` does when
+    /// the normalizer says so of the texts it kept (`Texts::Plain` from
+    /// `Normalizer::normalize_line_texts`: none had an escape in the
+    /// line) and the enricher and classifier add only plain texts
+    /// (`Transforms::with_line`). The bytes
     /// are [`Event::write_json`]'s when that holds; debug builds check
     /// every text and panic on one that is not plain. In a release build a
     /// text that is not plain corrupts the output: invalid JSON, or valid

@@ -235,7 +235,7 @@ impl Context<'_> {
 impl Normalizer {
     /// Normalizes one line: exactly one event, or the reason it is not one.
     pub fn normalize_line(&self, line: &[u8], meta: &RecordMeta) -> Result<Event, Rejection> {
-        self.normalize_line_texts(line, meta, &mut Texts::Plain)
+        self.event_from_line(line, &mut Context::new(self, meta, &mut Texts::Plain))
     }
 
     /// [`Normalizer::normalize_line`], and in `texts` whether the event's

@@ -97,6 +97,37 @@ fn event_like() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Event-like objects, and objects with random fields, sent as JSON text
+/// inside a line (a LogDNA `_line`, an IBM `requestData` string), with a
+/// random text in a field the event keeps.
+fn embedded_line() -> impl Strategy<Value = Vec<u8>> {
+    (event_like(), json_value(), "[ -~]{0,12}", prop::bool::ANY).prop_map(
+        |(event, data, text, logdna)| {
+            let with_text = |value: Value, keys: &[&str]| {
+                let mut object = match value {
+                    Value::Object(map) => map,
+                    other => Map::from_iter([("x".to_owned(), other)]),
+                };
+                for key in keys {
+                    object.insert((*key).to_owned(), Value::String(text.clone()));
+                }
+                Value::Object(object)
+            };
+            let line = if logdna {
+                let event = with_text(event, &["message", "user"]);
+                serde_json::json!({"_source": {"_host": "h", "_line": event.to_string()}})
+            } else {
+                serde_json::json!({
+                    "action": "kms.secrets.read",
+                    "eventTime": "2024-01-01T00:00:00Z",
+                    "requestData": with_text(data, &["requestURI", "keyId"]).to_string(),
+                })
+            };
+            line.to_string().into_bytes()
+        },
+    )
+}
+
 fn any_line() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..200),
@@ -283,7 +314,7 @@ proptest! {
 
     #[test]
     fn texts_said_to_be_plain_are_plain(
-        line in prop_oneof![any_line(), mutated().prop_map(String::into_bytes)],
+        line in prop_oneof![any_line(), mutated().prop_map(String::into_bytes), embedded_line()],
         strip in any::<bool>(),
     ) {
         // As generated (escapes in kept and skipped strings, embedded JSON

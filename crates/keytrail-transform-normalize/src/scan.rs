@@ -229,7 +229,7 @@ struct Reader<'a> {
     /// No byte below 0x20 anywhere (the usual case: one compact line), so
     /// no string can hold one and the scan looks for `"` and `\` only.
     clean: bool,
-    /// A string read as a [`Str`] had an escape: the one way a text this
+    /// A string kept as a text had an escape: the one way a text this
     /// reader keeps can hold a quote, a backslash or a control byte.
     escaped_text: bool,
 }
@@ -618,6 +618,8 @@ impl<'a> Reader<'a> {
         self.str_field(false)
     }
 
+    /// A [`Str`] field; an escape in it is noted when it is `kept` as a
+    /// text of the event.
     #[inline(always)]
     fn str_field(&mut self, kept: bool) -> Result<Str<'a>> {
         match self.next_byte()? {

@@ -483,8 +483,10 @@ fn texts_are_plain_unless_a_kept_text_had_an_escape() {
     // Securosys `details` value (written escaped), a JSON-encoded
     // `requestData` whose own texts have none; an enveloped line, below.
     let skipped = IBM_CREATE.replacen(r#""dataEvent""#, r#""x":["a\"b\\"],"dataEvent""#, 1);
+    assert_ne!(skipped, IBM_CREATE);
     assert!(plain(&skipped), "{skipped}");
     let details = SECUROSYS.replacen(r#"{"attempt":3}"#, r#"{"path":"C:\\keys\n"}"#, 1);
+    assert_ne!(details, SECUROSYS);
     assert!(plain(&details), "{details}");
     let embedded = r#"{"eventTime":"2020-03-11T09:28:35.15+0000","action":"kms.secrets.read","requestData":"{\"requestURI\":\"/api/v2/keys/k\",\"instanceId\":\"i-9\"}"}"#;
     assert!(plain(embedded));
@@ -503,8 +505,10 @@ fn texts_are_plain_unless_a_kept_text_had_an_escape() {
         assert!(!plain(&line), "{line}");
     }
     let user = SECUROSYS.replacen("alice@", r#"al\"ice@"#, 1);
+    assert_ne!(user, SECUROSYS);
     assert!(!plain(&user));
     let inner = embedded.replacen(r"/api/v2/keys/k", r"/api/\\\\v2", 1);
+    assert_ne!(inner, embedded);
     assert!(!plain(&inner), "{inner}");
     let outer_crn = r#"{"payload":{"action":"kms.secrets.read","eventTime":"2018-06-13T00:05:39.11+0000"},"logSourceCRN":"crn:v1:bluemix:public:kms:us-south:a/1:2:\"x:"}"#;
     assert!(!plain(outer_crn));

@@ -46,7 +46,7 @@ impl Transforms {
     }
 
     /// One line through every stage, the event lent to `use_event` (not
-    /// returned, so that its ~900 bytes are not moved again) with whether
+    /// returned, so that its ~870 bytes are not moved again) with whether
     /// it may be written with [`Event::write_json_plain`]: the normalizer's
     /// texts are plain ([`Normalizer::normalize_line_texts`]) and the
     /// enricher and classifier add plain texts only. Or why the line is
@@ -122,11 +122,15 @@ mod tests {
     #[test]
     fn plain_output_is_the_escaped_output_on_generated_events() {
         let records = crate::generate::mixed_records(11, 3000, 2.0);
-        // Each line also with a quote put into a text the event keeps.
+        // Each line also with a quote put into a text the event keeps:
+        // an IBM message or a Securosys user, as sent or inside a LogDNA
+        // `_line` (where the quotes are escaped once more).
         let with_quote = |record: &Vec<u8>| {
             String::from_utf8_lossy(record)
                 .replacen(r#""message":""#, r#""message":"\"x\" "#, 1)
                 .replacen(r#""user":""#, r#""user":"\"x\" "#, 1)
+                .replacen(r#"\"message\":\""#, r#"\"message\":\"\\\"x\\\" "#, 1)
+                .replacen(r#"\"user\":\""#, r#"\"user\":\"\\\"x\\\" "#, 1)
                 .into_bytes()
         };
         let meta = RecordMeta::default();
@@ -136,26 +140,25 @@ mod tests {
             operator_texts("Ask the owner (see 'runbook' #7)."),
         ] {
             let transforms = transforms(&config);
-            let (mut written_plain, mut escaped, mut plain_with_backslash) = (0, 0, 0);
-            for line in records.iter().flat_map(|r| [r.clone(), with_quote(r)]) {
-                let Some((json, plain, _)) = both_ways(&transforms, &line, &meta) else {
+            let (mut written_plain, mut plain_with_backslash) = (0, 0);
+            for record in &records {
+                let Some((json, plain, _)) = both_ways(&transforms, record, &meta) else {
                     continue;
                 };
-                if let Some(plain) = plain {
-                    assert_eq!(plain, json);
-                    written_plain += 1;
-                    plain_with_backslash += usize::from(line.contains(&b'\\'));
-                } else {
-                    assert!(json.contains(r#"\"x\""#), "{json}");
-                    escaped += 1;
-                }
+                // The generator's own texts have no escapes; its
+                // JSON-encoded `requestData` and LogDNA lines are full of
+                // backslashes, but their texts are read apart.
+                assert_eq!(plain.as_ref(), Some(&json));
+                written_plain += 1;
+                plain_with_backslash += usize::from(record.contains(&b'\\'));
+                let quoted = with_quote(record);
+                let (json, plain, _) = both_ways(&transforms, &quoted, &meta).expect("normalizes");
+                assert_eq!(plain, None, "{json}");
+                assert!(json.contains(r#"\"x\""#), "{json}");
             }
-            // The generator's own texts have no escapes; its JSON-encoded
-            // `requestData` and LogDNA lines are full of backslashes, but
-            // their texts are read apart.
             assert!(
-                written_plain > 2900 && escaped > 2500 && plain_with_backslash > 300,
-                "{written_plain} {escaped} {plain_with_backslash}"
+                written_plain > 2900 && plain_with_backslash > 300,
+                "{written_plain} {plain_with_backslash}"
             );
         }
     }
@@ -196,17 +199,8 @@ mod tests {
             assert_eq!(plain_json, None, "{text:?}");
             assert_eq!(remediation.as_deref(), Some(text));
         }
-        let region = RecordMeta {
-            region: Some("us-\"south".to_owned()),
-            ..RecordMeta::default()
-        };
-        let account = RecordMeta {
-            account: Some("a\u{1}".to_owned()),
-            ..RecordMeta::default()
-        };
-        for meta in [region, account] {
-            assert!(!plain(&transforms(""), line, &meta), "{meta:?}");
-        }
+        // The normalizer's own verdict (its tests cover the region and
+        // account headers) comes through.
         // An escape in a kept text; then in skipped fields and `details`.
         let kept = br#"{"eventTime":"2024-01-01T00:00:00Z","action":"hs-crypto.secrets.read","message":"a\/b"}"#;
         assert!(!plain(&transforms(""), kept, &meta));

@@ -4,8 +4,9 @@
 //! Reads FILE (or stdin) line by line, writes one normalized event per line
 //! to stdout in input order, and for each line that does not normalize
 //! writes `{"error":"<reason>","line":<n>}` to stderr and goes on. The exit
-//! status is 0 unless the input could not be read or the output could not
-//! be written (a closed stdout aside, below). Output is buffered and
+//! status is 0 unless the input could not be read, the output could not be
+//! written (a closed stdout aside, below), or a worker thread panicked (a
+//! bug). Output is buffered and
 //! never flushed per line; a closed stdout (`| head`) ends the run quietly.
 //! Lines are read with a bound: a line longer than the event size limit is
 //! skipped to its end without being held in memory, and reported as
@@ -232,7 +233,11 @@ struct Done {
 /// hands their output buffers back for the next chunks.
 ///
 /// A worker that panics (a bug: no input should make one) ends the run
-/// with [`Failure::Panic`] once the chunks before its own are written.
+/// with [`Failure::Panic`]: the chunks before its own are written, none
+/// after it. The run returns when every worker has stopped, so a worker
+/// waiting inside a read of an input that stays open (a pipe with no
+/// writer activity) holds it until that read returns, as after a failed
+/// output.
 pub fn normalize_parallel(
     input: impl BufRead + Send,
     out: impl Write,
@@ -288,10 +293,10 @@ fn chunks_in_order(
         }
         drop(done_tx);
         let written = write_in_order(done_rx, permit_tx, spare_tx, out, err);
-        // When the output failed or a worker panicked, no worker reads
-        // another line: a worker waiting for a permit or sending its chunk
-        // sees the channels closed, one reading sees the flag between
-        // lines.
+        // When the output failed or a worker panicked, the workers stop:
+        // one waiting for a permit (after those already given) or sending
+        // its chunk sees the channels closed, one reading sees the flag
+        // between lines.
         if written.1.is_err() {
             stopped.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -324,7 +329,7 @@ struct Input<'s, R> {
     permits: std::sync::mpsc::Receiver<()>,
     /// Output buffers the writer is done with.
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
-    /// Set when the output failed.
+    /// Set when the output failed or a worker panicked.
     stopped: &'s std::sync::atomic::AtomicBool,
 }
 
