@@ -871,16 +871,16 @@ mod tests {
         input
     }
 
-    #[test]
-    fn a_read_error_ends_the_run_after_the_lines_before_it() {
-        let input = many_events(3);
-        // The error comes inside a line: that line is not an event.
-        let cut = &input[..2 * CHUNK_BYTES + 40];
-        let whole_lines = cut.iter().filter(|&&b| b == b'\n').count();
+    /// How a run ended, its stdout and its stderr.
+    type Ran = (Result<(), Failure>, Vec<u8>, Vec<u8>);
+
+    /// What one thread and then two workers make of the input `reader`
+    /// gives, with the default transforms.
+    fn both_loops<R: BufRead + Send>(reader: impl Fn() -> R) -> [Ran; 2] {
         let transforms = Transforms::build(&Config::default()).expect("default config builds");
         let (mut out1, mut err1) = (Vec::new(), Vec::new());
         let one = normalize_stream(
-            BufReader::new(Broken(cut)),
+            reader(),
             &mut out1,
             &mut err1,
             &transforms,
@@ -889,7 +889,7 @@ mod tests {
         );
         let (mut out2, mut err2) = (Vec::new(), Vec::new());
         let two = normalize_parallel(
-            BufReader::new(Broken(cut)),
+            reader(),
             &mut out2,
             &mut err2,
             &transforms,
@@ -897,6 +897,16 @@ mod tests {
             2,
             &mut Stats::default(),
         );
+        [(one, out1, err1), (two, out2, err2)]
+    }
+
+    #[test]
+    fn a_read_error_ends_the_run_after_the_lines_before_it() {
+        let input = many_events(3);
+        // The error comes inside a line: that line is not an event.
+        let cut = &input[..2 * CHUNK_BYTES + 40];
+        let whole_lines = cut.iter().filter(|&&b| b == b'\n').count();
+        let [(one, out1, _), (two, out2, err2)] = both_loops(|| BufReader::new(Broken(cut)));
         assert!(matches!(one, Err(Failure::Read(_))), "{one:?}");
         assert!(matches!(two, Err(Failure::Read(_))), "{two:?}");
         let events = out2.iter().filter(|&&b| b == b'\n').count();
