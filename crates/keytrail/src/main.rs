@@ -13,9 +13,12 @@ use keytrail::{cmd, generate};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process. mimalloc asks for
-/// them on its arenas, and then the first touch of each 2 MiB region has
-/// the kernel clear all of it, however little of it is used. In the
+/// Turns transparent huge pages off for this process. With huge pages, the
+/// first touch of each 2 MiB region of mimalloc's arenas has the kernel
+/// clear all of it, however little of it is used. mimalloc is built not to
+/// ask for them (`no_thp`), which covers the allocations made before `main`
+/// on a system that gives them only when asked (`madvise`, the usual
+/// setting); this call covers the rest where the system gives them always. In the
 /// loopback bench the clearing was about a tenth of `keytrail run`'s CPU
 /// samples; without huge pages it used about 4 % less CPU and 10-15 MiB
 /// less peak RSS (BENCHMARKS.md, eighteenth round). The working set is

@@ -14,8 +14,8 @@
 //!
 //! With more than one thread (`--threads`, by default one per core) each
 //! worker in turn reads the next chunk of lines and normalizes it, and the
-//! main thread writes their output back in input order: stdout and stderr
-//! read exactly as with one thread.
+//! chunks are written back in input order: stdout and stderr read exactly
+//! as with one thread.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -23,6 +23,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Mutex, PoisonError};
 
 use keytrail_core::{DeadLetterReason, Event, RecordMeta, Severity};
 
@@ -73,10 +76,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         n => n,
     };
     let result = if threads > 1 {
+        // Not the locks: the workers write.
         normalize_parallel(
             input,
-            io::stdout().lock(),
-            io::stderr().lock(),
+            io::stdout(),
+            io::stderr(),
             &transforms,
             limit,
             threads,
@@ -226,11 +230,14 @@ struct Done {
 
 /// The command's loop on `threads` workers; output in input order.
 ///
-/// Each worker reads the next chunk of lines itself (one at a time, under
-/// a lock) into buffers it keeps, and normalizes it on its own thread
-/// while the others read or work, so a line is read and normalized by the
-/// same thread; the calling thread writes the finished chunks in order and
-/// hands their output buffers back for the next chunks.
+/// Each worker in turn reads the next chunk of lines itself (one at a
+/// time, under a lock) into buffers it keeps, and normalizes it on its own
+/// thread while the others read or work, so a line is read and normalized
+/// by the same thread. A finished chunk is written by whichever worker
+/// finds it next in line: the one that finished it, or the one writing the
+/// chunks before it, which goes on with it. No thread waits to be woken
+/// for each chunk (the calling thread is one of the workers), and a worker
+/// whose chunk is written at once keeps its output buffer.
 ///
 /// A worker that panics (a bug: no input should make one) ends the run
 /// with [`Failure::Panic`]: the chunks before its own are written, none
@@ -240,8 +247,8 @@ struct Done {
 /// output.
 pub fn normalize_parallel(
     input: impl BufRead + Send,
-    out: impl Write,
-    err: impl Write,
+    out: impl Write + Send,
+    err: impl Write + Send,
     transforms: &Transforms,
     limit: usize,
     threads: usize,
@@ -254,27 +261,23 @@ pub fn normalize_parallel(
 /// [`normalize_parallel`] with `normalize` for the work on each chunk.
 fn chunks_in_order(
     input: impl BufRead + Send,
-    out: impl Write,
-    err: impl Write,
+    out: impl Write + Send,
+    err: impl Write + Send,
     normalize: &(impl Fn(&Chunk, Vec<u8>) -> Done + Sync),
     limit: usize,
     threads: usize,
     stats: &mut Stats,
 ) -> Result<(), Failure> {
-    use std::sync::{Mutex, mpsc};
-
     let threads = threads.max(1);
-    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Finished)>(threads * 2);
     // Chunks between their read and their written output: a slow chunk
     // holds back at most this many finished ones, not the rest of the
     // input, and bounds the buffers in use.
     let in_flight = threads * 2;
-    let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(in_flight);
+    let (permit_tx, permit_rx) = std::sync::mpsc::sync_channel::<()>(in_flight);
     for _ in 0..in_flight {
         let _ = permit_tx.send(());
     }
-    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let stopped = AtomicBool::new(false);
     let input = Mutex::new(Input {
         reader: input,
         seq: 0,
@@ -283,30 +286,41 @@ fn chunks_in_order(
         error: None,
         stopped: &stopped,
         permits: permit_rx,
-        spare: spare_rx,
     });
-    let (counts, written) = std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let done_tx = done_tx.clone();
-            let input = &input;
-            scope.spawn(move || work(input, normalize, limit, &done_tx));
-        }
-        drop(done_tx);
-        let written = write_in_order(done_rx, permit_tx, spare_tx, out, err);
-        // When the output failed or a worker panicked, the workers stop:
-        // one waiting for a permit (after those already given) or sending
-        // its chunk sees the channels closed, one reading sees the flag
-        // between lines.
-        if written.1.is_err() {
-            stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        written
+    let order = Mutex::new(Order {
+        waiting: BTreeMap::new(),
+        next: 0,
+        sink: Some(Sink {
+            out: BufWriter::with_capacity(OUT_BUFFER_BYTES, out),
+            err: BufWriter::new(err),
+        }),
+        spare: Vec::new(),
+        stats: Stats::default(),
+        result: Ok(()),
+        permits: permit_tx,
+        stopped: &stopped,
     });
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(|| work(&input, &order, normalize, limit));
+        }
+        work(&input, &order, normalize, limit);
+    });
+    let order = order.into_inner().unwrap_or_else(PoisonError::into_inner);
     // What was written is counted even when the run stopped early.
-    stats.merge(counts);
+    stats.merge(order.stats);
+    let written = order.result.and_then(|()| match order.sink {
+        Some(mut sink) => {
+            sink.out.flush().map_err(Failure::Write)?;
+            sink.err.flush().map_err(Failure::Write)
+        }
+        // Only a worker that panicked while writing leaves no sink, and
+        // then the scope above panicked too.
+        None => Ok(()),
+    });
     let read = input
         .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(PoisonError::into_inner)
         .error;
     match (read, written) {
         (Some(error), _) => Err(Failure::Read(error)),
@@ -325,12 +339,11 @@ struct Input<'s, R> {
     ended: bool,
     /// The read error that ended the input, for the caller.
     error: Option<io::Error>,
-    /// One per chunk that may be read before the written output catches up.
-    permits: std::sync::mpsc::Receiver<()>,
-    /// Output buffers the writer is done with.
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// One per chunk that may be read before the written output catches
+    /// up; each comes back when its chunk is written or dropped.
+    permits: Receiver<()>,
     /// Set when the output failed or a worker panicked.
-    stopped: &'s std::sync::atomic::AtomicBool,
+    stopped: &'s AtomicBool,
 }
 
 impl<R: BufRead> Input<'_, R> {
@@ -341,7 +354,7 @@ impl<R: BufRead> Input<'_, R> {
         chunk.data.clear();
         chunk.lines.clear();
         while !self.ended && chunk.data.len() < CHUNK_BYTES && chunk.lines.len() < CHUNK_LINES {
-            if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            if self.stopped.load(Ordering::Relaxed) {
                 self.ended = true;
                 break;
             }
@@ -372,35 +385,80 @@ impl<R: BufRead> Input<'_, R> {
 /// A normalized chunk, or the panic that normalizing it ended in.
 type Finished = std::thread::Result<Done>;
 
-/// A worker: takes a permit, reads a chunk, normalizes it and hands it to
-/// the writer, until the input ends or the output stops. A panic in the
-/// work on a chunk is handed on in the chunk's place, else the writer
-/// would wait for that chunk for ever.
-fn work<R: BufRead>(
-    input: &std::sync::Mutex<Input<'_, R>>,
+/// The output side of the parallel loop, shared by its workers: finished
+/// chunks waiting for their turn, and the writers.
+struct Order<'s, W: Write, E: Write> {
+    /// Finished chunks by sequence number, until they are next in line.
+    waiting: BTreeMap<u64, Finished>,
+    /// The sequence number of the next chunk to write.
+    next: u64,
+    /// stdout and stderr; taken by the worker that is writing.
+    sink: Option<Sink<W, E>>,
+    /// Output buffers of written chunks, for the next chunks.
+    spare: Vec<Vec<u8>>,
+    /// The counts of what was written.
+    stats: Stats,
+    /// The first failure; the chunks after it are dropped, not written.
+    result: Result<(), Failure>,
+    /// Gives a chunk's permit back.
+    permits: SyncSender<()>,
+    /// Set on the first failure, so that the workers stop reading.
+    stopped: &'s AtomicBool,
+}
+
+/// Where the chunks are written.
+struct Sink<W: Write, E: Write> {
+    out: BufWriter<W>,
+    err: BufWriter<E>,
+}
+
+impl<W: Write, E: Write> Sink<W, E> {
+    /// Writes a finished chunk; gives it back for its counts and buffer.
+    fn write(&mut self, finished: Finished) -> Result<Done, Failure> {
+        let done = finished.map_err(Failure::Panic)?;
+        self.out.write_all(&done.out).map_err(Failure::Write)?;
+        self.err.write_all(&done.err).map_err(Failure::Write)?;
+        Ok(done)
+    }
+}
+
+/// Locks `mutex`, whether or not a thread panicked holding it (the parts
+/// of the loop stay consistent between their statements).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A worker: takes a permit, reads a chunk, normalizes it and hands it on
+/// to be written, until the input ends or the run stops. A panic in the
+/// work on a chunk is handed on in the chunk's place, else the chunks
+/// after it would wait for it for ever.
+fn work<R: BufRead, W: Write, E: Write>(
+    input: &Mutex<Input<'_, R>>,
+    order: &Mutex<Order<'_, W, E>>,
     normalize: &impl Fn(&Chunk, Vec<u8>) -> Done,
     limit: usize,
-    done: &std::sync::mpsc::SyncSender<(u64, Finished)>,
 ) {
     let mut chunk = Chunk::new();
+    let mut out = Vec::new();
     loop {
-        let (seq, out) = {
-            let mut input = input
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // No permit: the writer stopped.
+        let seq = {
+            let mut input = lock(input);
+            // Permits come back as chunks are written or, once the run
+            // has stopped, dropped; the loop then ends in `next_chunk`.
             if input.ended || input.permits.recv().is_err() {
                 return;
             }
             let Some(seq) = input.next_chunk(&mut chunk, limit) else {
                 return;
             };
-            (seq, input.spare.try_recv().unwrap_or_default())
+            seq
         };
-        let finished =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| normalize(&chunk, out)));
+        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            normalize(&chunk, std::mem::take(&mut out))
+        }));
         let panicked = finished.is_err();
-        if done.send((seq, finished)).is_err() || panicked {
+        out = write_in_order(order, seq, finished);
+        if panicked {
             return;
         }
     }
@@ -439,44 +497,56 @@ fn normalize_chunk(transforms: &Transforms, chunk: &Chunk, mut out: Vec<u8>) -> 
     done
 }
 
-/// Writes finished chunks in sequence order, handing a permit and the
-/// output buffer back to the workers for each; returns the counts of what
-/// it wrote, and how it ended.
-fn write_in_order(
-    done: std::sync::mpsc::Receiver<(u64, Finished)>,
-    permits: std::sync::mpsc::SyncSender<()>,
-    spare: std::sync::mpsc::Sender<Vec<u8>>,
-    out: impl Write,
-    err: impl Write,
-) -> (Stats, Result<(), Failure>) {
-    let mut out = BufWriter::with_capacity(OUT_BUFFER_BYTES, out);
-    let mut err = BufWriter::new(err);
-    let mut waiting = BTreeMap::new();
-    let mut next = 0u64;
-    let mut stats = Stats::default();
-    let write = || -> Result<(), Failure> {
-        for (seq, chunk) in done {
-            waiting.insert(seq, chunk);
-            while let Some(finished) = waiting.remove(&next) {
-                let chunk = finished.map_err(Failure::Panic)?;
-                out.write_all(&chunk.out).map_err(Failure::Write)?;
-                err.write_all(&chunk.err).map_err(Failure::Write)?;
-                stats.merge(chunk.stats);
-                next += 1;
+/// Hands in chunk `seq`: when no other worker is writing, writes it and
+/// every chunk after it that is finished, in order, else leaves it to the
+/// worker that is (which looks for it before it stops writing). The lock
+/// is not held while writing, so that other workers hand in chunks
+/// meanwhile. Returns an output buffer for the next chunk.
+fn write_in_order<W: Write, E: Write>(
+    order: &Mutex<Order<'_, W, E>>,
+    seq: u64,
+    finished: Finished,
+) -> Vec<u8> {
+    let mut state = lock(order);
+    state.waiting.insert(seq, finished);
+    // Without the sink, another worker is writing.
+    while let Some(mut sink) = state.sink.take() {
+        let next = state.next;
+        let Some(finished) = state.waiting.remove(&next) else {
+            state.sink = Some(sink);
+            break;
+        };
+        state.next += 1;
+        let written = if state.result.is_ok() {
+            drop(state);
+            let written = sink.write(finished);
+            state = lock(order);
+            Some(written)
+        } else {
+            None
+        };
+        state.sink = Some(sink);
+        // One permit per chunk read, so there is always room.
+        let _ = state.permits.try_send(());
+        match written {
+            // The run failed before this chunk: dropped.
+            None => {}
+            Some(Ok(done)) => {
+                state.stats.merge(done.stats);
                 // A buffer grown for long lines is dropped, not kept.
-                let mut buffer = chunk.out;
+                let mut buffer = done.out;
                 if buffer.capacity() <= 2 * OUT_ROOM {
                     buffer.clear();
-                    let _ = spare.send(buffer);
+                    state.spare.push(buffer);
                 }
-                let _ = permits.send(());
+            }
+            Some(Err(failure)) => {
+                state.result = Err(failure);
+                state.stopped.store(true, Ordering::Relaxed);
             }
         }
-        out.flush().map_err(Failure::Write)?;
-        err.flush().map_err(Failure::Write)
-    };
-    let result = write();
-    (stats, result)
+    }
+    state.spare.pop().unwrap_or_default()
 }
 
 /// Counts for `--stats`.
@@ -973,6 +1043,78 @@ mod tests {
         }
     }
 
+    /// Holds its first write until `release` says so (or a minute has
+    /// passed), then takes everything.
+    struct Held {
+        out: Vec<u8>,
+        release: Option<Receiver<()>>,
+    }
+
+    impl Write for Held {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(release) = self.release.take() {
+                let _ = release.recv_timeout(std::time::Duration::from_secs(60));
+            }
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn chunks_finished_while_another_is_written_are_written_in_order() {
+        let input = many_events(16);
+        let transforms = Transforms::build(&Config::default()).expect("default config builds");
+        let mut whole = Vec::new();
+        normalize_stream(
+            input.as_slice(),
+            &mut whole,
+            Vec::new(),
+            &transforms,
+            1 << 20,
+            &mut Stats::default(),
+        )
+        .expect("runs");
+        for threads in [2, 3] {
+            // The first chunk's write waits until every permit's chunk has
+            // been normalized: the others are handed in while it is held,
+            // and its writer has to go on with them.
+            let in_flight = threads * 2;
+            let normalized = std::sync::atomic::AtomicUsize::new(0);
+            let (release_tx, release_rx) = std::sync::mpsc::sync_channel(1);
+            let normalize = |chunk: &Chunk, out: Vec<u8>| {
+                let done = normalize_chunk(&transforms, chunk, out);
+                if normalized.fetch_add(1, Ordering::Relaxed) + 1 == in_flight {
+                    let _ = release_tx.try_send(());
+                }
+                done
+            };
+            let mut held = Held {
+                out: Vec::new(),
+                release: Some(release_rx),
+            };
+            let mut stats = Stats::default();
+            chunks_in_order(
+                input.as_slice(),
+                &mut held,
+                Vec::new(),
+                &normalize,
+                1 << 20,
+                threads,
+                &mut stats,
+            )
+            .expect("runs");
+            assert!(held.release.is_none(), "the output was written");
+            assert!(held.out == whole, "{threads} threads: the events in order");
+            assert_eq!(
+                stats.total(),
+                whole.iter().filter(|&&b| b == b'\n').count() as u64
+            );
+        }
+    }
+
     /// Counts the bytes read through it.
     struct Counted<'a> {
         data: &'a [u8],
@@ -1027,8 +1169,7 @@ mod tests {
     fn a_chunk_of_lines_without_bytes_ends_too() {
         let input = "\n".repeat(2 * CHUNK_LINES + 5);
         let (_permit_tx, permits) = std::sync::mpsc::sync_channel(1);
-        let (_spare_tx, spare) = std::sync::mpsc::channel();
-        let stopped = std::sync::atomic::AtomicBool::new(false);
+        let stopped = AtomicBool::new(false);
         let mut input = Input {
             reader: input.as_bytes(),
             seq: 0,
@@ -1036,7 +1177,6 @@ mod tests {
             ended: false,
             error: None,
             permits,
-            spare,
             stopped: &stopped,
         };
         let mut chunk = Chunk::new();
