@@ -18,14 +18,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// clear all of it, however little of it is used. mimalloc is built not to
 /// ask for them (`no_thp`), which covers the allocations made before `main`
 /// on a system that gives them only when asked (`madvise`, the usual
-/// setting); this call covers the rest where the system gives them always. In the
-/// loopback bench the clearing was about a tenth of `keytrail run`'s CPU
-/// samples; without huge pages it used about 4 % less CPU and 10-15 MiB
-/// less peak RSS (BENCHMARKS.md, eighteenth round). The working set is
-/// streamed data, which gains little from fewer TLB misses. The kernel
-/// checks the flag at each fault: a region first touched after this call
-/// gets 4 KiB pages even if it was mapped before. Called first in `main`;
-/// the result is logged once logging is set up.
+/// setting); this call covers the rest where the system gives them always.
+/// In the loopback bench the clearing was about a tenth of `keytrail
+/// run`'s CPU samples; without huge pages it used about 4 % less CPU and
+/// 10-15 MiB less peak RSS (BENCHMARKS.md, eighteenth round). The working
+/// set is streamed data, which gains little from fewer TLB misses. The
+/// kernel checks the flag at each fault: a region first touched after this
+/// call gets 4 KiB pages even if it was mapped before. Called first in
+/// `main`; the result is logged once logging is set up.
 fn without_transparent_huge_pages() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     rustix::thread::disable_transparent_huge_pages(true)?;

@@ -314,8 +314,7 @@ fn chunks_in_order(
             sink.out.flush().map_err(Failure::Write)?;
             sink.err.flush().map_err(Failure::Write)
         }
-        // Only a worker that panicked while writing leaves no sink, and
-        // then the scope above panicked too.
+        // Every writer puts the sink back, even after a panic in it.
         None => Ok(()),
     });
     let read = input
@@ -445,6 +444,8 @@ fn work<R: BufRead, W: Write, E: Write>(
             let mut input = lock(input);
             // Permits come back as chunks are written or, once the run
             // has stopped, dropped; the loop then ends in `next_chunk`.
+            // (Their sender lives until the run ends, so `recv` fails only
+            // if a bug dropped it.)
             if input.ended || input.permits.recv().is_err() {
                 return;
             }
@@ -497,11 +498,12 @@ fn normalize_chunk(transforms: &Transforms, chunk: &Chunk, mut out: Vec<u8>) -> 
     done
 }
 
-/// Hands in chunk `seq`: when no other worker is writing, writes it and
-/// every chunk after it that is finished, in order, else leaves it to the
-/// worker that is (which looks for it before it stops writing). The lock
-/// is not held while writing, so that other workers hand in chunks
-/// meanwhile. Returns an output buffer for the next chunk.
+/// Hands in chunk `seq`. When no other worker is writing, writes the
+/// finished chunks that are next in line, in order (this one once its turn
+/// has come); else leaves them to the worker that is, which looks for them
+/// before it stops writing. The lock is not held while writing, so that
+/// other workers hand in chunks meanwhile. Returns an output buffer for the
+/// next chunk.
 fn write_in_order<W: Write, E: Write>(
     order: &Mutex<Order<'_, W, E>>,
     seq: u64,
@@ -519,15 +521,18 @@ fn write_in_order<W: Write, E: Write>(
         state.next += 1;
         let written = if state.result.is_ok() {
             drop(state);
-            let written = sink.write(finished);
+            // A writer that panics fails the run like a worker's panic,
+            // and the sink comes back: else the chunks after this one
+            // would wait for it for ever.
+            let written =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.write(finished)))
+                    .unwrap_or_else(|panic| Err(Failure::Panic(panic)));
             state = lock(order);
             Some(written)
         } else {
             None
         };
         state.sink = Some(sink);
-        // One permit per chunk read, so there is always room.
-        let _ = state.permits.try_send(());
         match written {
             // The run failed before this chunk: dropped.
             None => {}
@@ -545,6 +550,9 @@ fn write_in_order<W: Write, E: Write>(
                 state.stopped.store(true, Ordering::Relaxed);
             }
         }
+        // After the stop flag, so that a reader woken by this permit sees
+        // it. One permit per chunk read, so there is always room.
+        let _ = state.permits.try_send(());
     }
     state.spare.pop().unwrap_or_default()
 }
@@ -1043,17 +1051,21 @@ mod tests {
         }
     }
 
-    /// Holds its first write until `release` says so (or a minute has
+    /// Holds its first write until `release` says so (or 20 s have
     /// passed), then takes everything.
     struct Held {
         out: Vec<u8>,
         release: Option<Receiver<()>>,
+        /// Whether the first write was released, not timed out.
+        released: bool,
     }
 
     impl Write for Held {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if let Some(release) = self.release.take() {
-                let _ = release.recv_timeout(std::time::Duration::from_secs(60));
+                self.released = release
+                    .recv_timeout(std::time::Duration::from_secs(20))
+                    .is_ok();
             }
             self.out.extend_from_slice(buf);
             Ok(buf.len())
@@ -1061,6 +1073,20 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// Runs `run` on a thread of its own and waits for what it returns,
+    /// for two minutes at most: a run that hangs fails the test instead of
+    /// holding up the suite.
+    fn within_two_minutes<T: Send + 'static>(run: impl FnOnce() -> T + Send + 'static) -> T {
+        let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = ran_tx.send(run());
+        });
+        // Not a wait for the run, which sends when it ends.
+        ran_rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the run ends")
     }
 
     #[test]
@@ -1077,41 +1103,89 @@ mod tests {
             &mut Stats::default(),
         )
         .expect("runs");
+        // A chunk's events pass the output's buffer, so the first chunk's
+        // write reaches the output at once.
+        assert!(whole.len() * CHUNK_BYTES / input.len() > OUT_BUFFER_BYTES);
         for threads in [2, 3] {
-            // The first chunk's write waits until every permit's chunk has
-            // been normalized: the others are handed in while it is held,
-            // and its writer has to go on with them.
-            let in_flight = threads * 2;
-            let normalized = std::sync::atomic::AtomicUsize::new(0);
-            let (release_tx, release_rx) = std::sync::mpsc::sync_channel(1);
-            let normalize = |chunk: &Chunk, out: Vec<u8>| {
-                let done = normalize_chunk(&transforms, chunk, out);
-                if normalized.fetch_add(1, Ordering::Relaxed) + 1 == in_flight {
-                    let _ = release_tx.try_send(());
-                }
-                done
-            };
-            let mut held = Held {
-                out: Vec::new(),
-                release: Some(release_rx),
-            };
-            let mut stats = Stats::default();
-            chunks_in_order(
-                input.as_slice(),
-                &mut held,
-                Vec::new(),
-                &normalize,
-                1 << 20,
-                threads,
-                &mut stats,
-            )
-            .expect("runs");
-            assert!(held.release.is_none(), "the output was written");
+            let input = input.clone();
+            let (held, stats) = within_two_minutes(move || {
+                let transforms =
+                    Transforms::build(&Config::default()).expect("default config builds");
+                // The first write waits until every permit's chunk has been
+                // normalized: the others are handed in while it is held, and
+                // its writer has to go on with them.
+                let in_flight = threads * 2;
+                let normalized = std::sync::atomic::AtomicUsize::new(0);
+                let (release_tx, release_rx) = std::sync::mpsc::sync_channel(1);
+                let normalize = |chunk: &Chunk, out: Vec<u8>| {
+                    let done = normalize_chunk(&transforms, chunk, out);
+                    if normalized.fetch_add(1, Ordering::Relaxed) + 1 == in_flight {
+                        let _ = release_tx.try_send(());
+                    }
+                    done
+                };
+                let mut held = Held {
+                    out: Vec::new(),
+                    release: Some(release_rx),
+                    released: false,
+                };
+                let mut stats = Stats::default();
+                chunks_in_order(
+                    input.as_slice(),
+                    &mut held,
+                    Vec::new(),
+                    &normalize,
+                    1 << 20,
+                    threads,
+                    &mut stats,
+                )
+                .expect("runs");
+                (held, stats)
+            });
+            assert!(
+                held.released,
+                "{threads} threads: chunks were handed in during the write"
+            );
             assert!(held.out == whole, "{threads} threads: the events in order");
             assert_eq!(
                 stats.total(),
                 whole.iter().filter(|&&b| b == b'\n').count() as u64
             );
+        }
+    }
+
+    /// Panics when written to.
+    struct Panics;
+
+    impl Write for Panics {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            panic!("planted in the output");
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_output_that_panics_ends_the_run() {
+        // More chunks than may be in flight.
+        let input = many_events(20);
+        for threads in [2, 3] {
+            let input = input.clone();
+            let result = within_two_minutes(move || {
+                let transforms =
+                    Transforms::build(&Config::default()).expect("default config builds");
+                normalize_parallel(
+                    input.as_slice(),
+                    Panics,
+                    Vec::new(),
+                    &transforms,
+                    1 << 20,
+                    threads,
+                    &mut Stats::default(),
+                )
+            });
+            assert!(matches!(result, Err(Failure::Panic(_))), "{result:?}");
         }
     }
 
