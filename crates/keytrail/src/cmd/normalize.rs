@@ -949,6 +949,22 @@ mod tests {
         input
     }
 
+    /// The stdout of one thread over `input`, with the default transforms.
+    fn one_thread_output(input: &[u8]) -> Vec<u8> {
+        let transforms = Transforms::build(&Config::default()).expect("default config builds");
+        let mut out = Vec::new();
+        normalize_stream(
+            input,
+            &mut out,
+            Vec::new(),
+            &transforms,
+            1 << 20,
+            &mut Stats::default(),
+        )
+        .expect("runs");
+        out
+    }
+
     /// How a run ended, its stdout and its stderr.
     type Ran = (Result<(), Failure>, Vec<u8>, Vec<u8>);
 
@@ -996,24 +1012,11 @@ mod tests {
     #[test]
     fn a_worker_that_panics_ends_the_run_after_the_chunks_before_it() {
         let input = many_events(8);
-        let transforms = Transforms::build(&Config::default()).expect("default config builds");
-        let mut whole = Vec::new();
-        normalize_stream(
-            input.as_slice(),
-            &mut whole,
-            Vec::new(),
-            &transforms,
-            1 << 20,
-            &mut Stats::default(),
-        )
-        .expect("runs");
+        let whole = one_thread_output(&input);
         let doomed_line = (input.iter().filter(|&&b| b == b'\n').count() / 2) as u64;
         for threads in [2, 3] {
-            let (ran_tx, ran_rx) = std::sync::mpsc::channel();
             let input = input.clone();
-            // Its own thread, not a scoped one: a run that hangs fails the
-            // test below instead of holding up the suite.
-            std::thread::spawn(move || {
+            let (result, out, first) = within_two_minutes(move || {
                 let transforms =
                     Transforms::build(&Config::default()).expect("default config builds");
                 // The first line of the chunk that panics, once it has.
@@ -1037,12 +1040,8 @@ mod tests {
                     threads,
                     &mut Stats::default(),
                 );
-                let _ = ran_tx.send((result, out, first_of_doomed.get().copied()));
+                (result, out, first_of_doomed.get().copied())
             });
-            // Not a wait for the run, which sends when it ends.
-            let (result, out, first) = ran_rx
-                .recv_timeout(std::time::Duration::from_secs(120))
-                .expect("the run ends");
             assert!(matches!(result, Err(Failure::Panic(_))), "{result:?}");
             let first = first.expect("the planted panic ran");
             let events = out.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -1092,17 +1091,7 @@ mod tests {
     #[test]
     fn chunks_finished_while_another_is_written_are_written_in_order() {
         let input = many_events(16);
-        let transforms = Transforms::build(&Config::default()).expect("default config builds");
-        let mut whole = Vec::new();
-        normalize_stream(
-            input.as_slice(),
-            &mut whole,
-            Vec::new(),
-            &transforms,
-            1 << 20,
-            &mut Stats::default(),
-        )
-        .expect("runs");
+        let whole = one_thread_output(&input);
         // A chunk's events pass the output's buffer, so the first chunk's
         // write reaches the output at once.
         assert!(whole.len() * CHUNK_BYTES / input.len() > OUT_BUFFER_BYTES);
