@@ -23,6 +23,7 @@
 //! that both paths agree wherever the fast one answers.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use keytrail_core::DetailsBuilder;
 use keytrail_core::event::find_json_special;
@@ -44,11 +45,149 @@ type Result<T> = std::result::Result<T, Fallback>;
 /// Also says whether a text it kept had an escape.
 pub(crate) fn read_top<'a>(text: &'a str, max_depth: usize, top: &mut Top<'a>) -> Result<Texts> {
     let mut reader = Reader::new(text, max_depth);
+    reader.orders = ORDERS.get();
     reader.ws();
-    reader.top(top)?;
+    let read = reader.top(top, TopField::FIRST);
+    ORDERS.set(reader.orders);
+    read?;
     reader.end()?;
     Ok(reader.texts())
 }
+
+thread_local! {
+    /// The order of the keys in the last events this thread read.
+    static ORDERS: Cell<Orders> = const { Cell::new(Orders::NEW) };
+}
+
+/// The [`KeyOrder`] of each kind of object the reader reads by name.
+#[derive(Debug, Clone, Copy)]
+struct Orders {
+    /// An event's fields; the guesses for the first key of an event and
+    /// of an envelope's inner event have places of their own
+    /// ([`TopField::FIRST`], [`TopField::FIRST_INNER`]).
+    top: KeyOrder<{ TopField::COUNT + 2 }>,
+    initiator: KeyOrder<{ INITIATOR.len() + 1 }>,
+    credential: KeyOrder<{ CREDENTIAL.len() + 1 }>,
+    host: KeyOrder<{ HOST.len() + 1 }>,
+    target: KeyOrder<{ TARGET.len() + 1 }>,
+    reason: KeyOrder<{ REASON.len() + 1 }>,
+}
+
+impl Orders {
+    const NEW: Orders = Orders {
+        top: KeyOrder::NEW,
+        initiator: KeyOrder::NEW,
+        credential: KeyOrder::NEW,
+        host: KeyOrder::NEW,
+        target: KeyOrder::NEW,
+        reason: KeyOrder::NEW,
+    };
+}
+
+/// For each field of an object (by its index), the field that came after
+/// it the last time it was read: a guess at the next key.
+///
+/// A producer writes its events' keys in one order, so after `action`
+/// comes what came after it last time. Trying a guess costs one masked
+/// comparison of sixteen bytes against the key's [`Token`], where reading
+/// a key costs a search for its closing quote and a lookup of its name.
+/// A wrong guess costs only that comparison: the key is then read as any
+/// other, and the guess learned. A key that names no field (`observer`)
+/// is skipped, and the guess for the field after it stays that of the
+/// field before it. The guesses change no result, only its cost.
+///
+/// The place after the fields' (the number of fields) holds the guess
+/// for the first key, so `M` is one more than the number of fields.
+#[derive(Debug, Clone, Copy)]
+struct KeyOrder<const M: usize>([u8; M]);
+
+impl<const M: usize> KeyOrder<M> {
+    /// Nothing learned yet.
+    const NEW: KeyOrder<M> = KeyOrder([u8::MAX; M]);
+    /// The guess after `last` (a field, or the place of the first key).
+    #[inline]
+    fn after(&self, last: usize) -> Option<usize> {
+        self.0.get(last).map(|&next| usize::from(next))
+    }
+
+    /// Learns that `field` came after `last`.
+    #[inline]
+    fn learn(&mut self, last: usize, field: usize) {
+        if let Some(slot) = self.0.get_mut(last) {
+            *slot = u8::try_from(field).unwrap_or(u8::MAX);
+        }
+    }
+}
+
+/// An object key as compact JSON writes it, `"name":`, as the first
+/// bytes of a sixteen-byte word, with the mask of those bytes: the key is
+/// at a place when the sixteen bytes there agree with the word under the
+/// mask.
+#[derive(Debug, Clone, Copy)]
+struct Token {
+    name: &'static [u8],
+    word: u128,
+    mask: u128,
+    len: usize,
+}
+
+impl Token {
+    /// The token of `name`. A name of over 13 bytes does not fit in
+    /// sixteen with its quotes and colon: its token never matches (its
+    /// word's first byte, masked, is 0 where a key has a quote), and the
+    /// key is read as any other.
+    const fn of(name: &'static [u8]) -> Token {
+        let len = name.len() + 3;
+        if len > 16 {
+            return Token {
+                name,
+                word: 0,
+                mask: 0xff,
+                len,
+            };
+        }
+        let mut bytes = [0u8; 16];
+        bytes[0] = b'"';
+        let mut i = 0;
+        while i < name.len() {
+            bytes[i + 1] = name[i];
+            i += 1;
+        }
+        bytes[len - 2] = b'"';
+        bytes[len - 1] = b':';
+        let mask = if len == 16 {
+            u128::MAX
+        } else {
+            (1u128 << (8 * len)) - 1
+        };
+        Token {
+            name,
+            word: u128::from_le_bytes(bytes),
+            mask,
+            len,
+        }
+    }
+}
+
+/// The fields of [`Initiator`] the reader reads, by index.
+const INITIATOR: [Token; 4] = [
+    Token::of(b"id"),
+    Token::of(b"name"),
+    Token::of(b"credential"),
+    Token::of(b"host"),
+];
+/// The fields of [`Credential`].
+const CREDENTIAL: [Token; 1] = [Token::of(b"type")];
+/// The fields of [`Host`].
+const HOST: [Token; 2] = [Token::of(b"address"), Token::of(b"agent")];
+/// The fields of [`TargetRaw`].
+const TARGET: [Token; 3] = [Token::of(b"id"), Token::of(b"name"), Token::of(b"typeURI")];
+/// The fields of [`ReasonRaw`].
+const REASON: [Token; 3] = [
+    Token::of(b"reasonCode"),
+    Token::of(b"reasonType"),
+    Token::of(b"reasonForFailure"),
+];
 
 /// Walks one JSON value of any type (the whole text, whitespace around it
 /// allowed), validating it as [`Reader::skip`] does and keeping nothing.
@@ -232,6 +371,8 @@ struct Reader<'a> {
     /// A string kept as a text had an escape: the one way a text this
     /// reader keeps can hold a quote, a backslash or a control byte.
     escaped_text: bool,
+    /// The guesses at the next key.
+    orders: Orders,
 }
 
 impl<'a> Reader<'a> {
@@ -244,6 +385,7 @@ impl<'a> Reader<'a> {
             max_depth,
             clean: !has_control_byte(text.as_bytes()),
             escaped_text: false,
+            orders: Orders::NEW,
         }
     }
 
@@ -489,29 +631,52 @@ impl<'a> Reader<'a> {
 
     /// At `{`: opens the object and reads its first key, if any.
     fn first_key(&mut self) -> Result<Option<Raw>> {
+        if self.open()? {
+            self.key().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// After a value inside an object: the next key, or `None` at `}`.
+    fn next_key(&mut self) -> Result<Option<Raw>> {
+        if self.more()? {
+            self.key().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// At `{`: opens the object; true when a key follows, false when the
+    /// object is empty (and closed).
+    #[inline]
+    fn open(&mut self) -> Result<bool> {
         self.enter()?;
         self.ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok(None);
+            return Ok(false);
         }
-        self.key().map(Some)
+        Ok(true)
     }
 
-    /// After a value inside an object: the next key, or `None` at `}`.
-    fn next_key(&mut self) -> Result<Option<Raw>> {
+    /// After a value inside an object: true at the `,` before another
+    /// key (consumed, with the whitespace after it), false at the `}`
+    /// (consumed: the object is closed).
+    #[inline]
+    fn more(&mut self) -> Result<bool> {
         self.ws();
         match self.peek() {
             Some(b',') => {
                 self.pos += 1;
                 self.ws();
-                self.key().map(Some)
+                Ok(true)
             }
             Some(b'}') => {
                 self.pos += 1;
                 self.depth -= 1;
-                Ok(None)
+                Ok(false)
             }
             _ => Err(Fallback),
         }
@@ -536,6 +701,78 @@ impl<'a> Reader<'a> {
             });
         }
         self.key_general()
+    }
+
+    /// Consumes `token` when the key at the reader's place is it (a
+    /// token holds no byte that needs a check, so a match is a valid key
+    /// and its colon). A key less than sixteen bytes from the end of the
+    /// text is not compared: it is read as any other.
+    #[inline(always)]
+    fn at_token(&mut self, token: Token) -> bool {
+        let Some(chunk) = chunk_at(self.bytes, self.pos) else {
+            return false;
+        };
+        if (u128::from_le_bytes(chunk) ^ token.word) & token.mask != 0 {
+            return false;
+        }
+        self.pos += token.len;
+        true
+    }
+
+    /// A key of [`Top`] and its colon: the field it names, if any, the
+    /// guess after `last` tried first (see [`KeyOrder`]). A field is
+    /// marked as read in `seen` and becomes `last`.
+    #[inline(always)]
+    fn top_key(&mut self, last: &mut usize, seen: &mut u64) -> Result<Option<TopField>> {
+        let guess = self
+            .orders
+            .top
+            .after(*last)
+            .and_then(|i| TopField::ALL.get(i).copied());
+        let field = match guess {
+            Some(field) if self.at_token(field.token()) => field,
+            _ => {
+                let raw = self.key()?;
+                match TopField::of(self.name_bytes(raw)?) {
+                    Some(field) => field,
+                    None => return Ok(None),
+                }
+            }
+        };
+        once(seen, field as u32)?;
+        self.orders.top.learn(*last, field as usize);
+        *last = field as usize;
+        Ok(Some(field))
+    }
+
+    /// A key of an object whose fields are `fields`, and its colon: the
+    /// index of the field it names, if any, the guess after `last` in the
+    /// object's `order` tried first. A field is marked as read in `seen`
+    /// and becomes `last`.
+    #[inline(always)]
+    fn field<const M: usize>(
+        &mut self,
+        fields: &[Token],
+        order: &mut KeyOrder<M>,
+        last: &mut usize,
+        seen: &mut u64,
+    ) -> Result<Option<usize>> {
+        let guess = order.after(*last).and_then(|i| Some((i, *fields.get(i)?)));
+        let field = match guess {
+            Some((i, token)) if self.at_token(token) => i,
+            _ => {
+                let raw = self.key()?;
+                let name = self.name_bytes(raw)?;
+                match fields.iter().position(|field| field.name == name) {
+                    Some(i) => i,
+                    None => return Ok(None),
+                }
+            }
+        };
+        once(seen, field as u32)?;
+        order.learn(*last, field);
+        *last = field;
+        Ok(Some(field))
     }
 
     /// [`Reader::key`] for every key.
@@ -809,18 +1046,17 @@ impl<'a> Reader<'a> {
     /// Every field of [`Top`], at its `{`. Text fields share one call
     /// site (through [`TopField::text_slot`]): keeping this loop small
     /// keeps the whole hot path in the instruction cache.
-    fn top(&mut self, top: &mut Top<'a>) -> Result<()> {
+    fn top(&mut self, top: &mut Top<'a>, first: usize) -> Result<()> {
         use TopField as F;
         if self.peek() != Some(b'{') {
             return Err(Fallback);
         }
-        let mut seen = 0u64;
-        let mut key = self.first_key()?;
-        while let Some(raw) = key {
-            match TopField::of(self.name_bytes(raw)?) {
+        let (mut last, mut seen) = (first, 0);
+        let mut more = self.open()?;
+        while more {
+            match self.top_key(&mut last, &mut seen)? {
                 None => self.skip()?,
                 Some(field) => {
-                    once(&mut seen, field as u32)?;
                     if let Some(slot) = field.text_slot(top) {
                         *slot = self.text()?;
                     } else {
@@ -842,7 +1078,7 @@ impl<'a> Reader<'a> {
                     }
                 }
             }
-            key = self.next_key()?;
+            more = self.more()?;
         }
         Ok(())
     }
@@ -850,124 +1086,95 @@ impl<'a> Reader<'a> {
     /// An envelope's inner object.
     fn boxed_top(&mut self) -> Result<Box<Top<'a>>> {
         let mut top = Box::<Top<'a>>::default();
-        self.top(&mut top)?;
+        self.top(&mut top, TopField::FIRST_INNER)?;
         Ok(top)
     }
 
     fn initiator(&mut self) -> Result<Initiator<'a>> {
         let mut initiator = Initiator::default();
-        let mut seen = 0u64;
-        let mut key = self.first_key()?;
-        while let Some(raw) = key {
-            match self.name_bytes(raw)? {
-                b"id" => {
-                    once(&mut seen, 0)?;
-                    initiator.id = self.text()?;
-                }
-                b"name" => {
-                    once(&mut seen, 1)?;
-                    initiator.name = self.text()?;
-                }
-                b"credential" => {
-                    once(&mut seen, 2)?;
-                    initiator.credential = self.object(Self::credential)?;
-                }
-                b"host" => {
-                    once(&mut seen, 3)?;
-                    initiator.host = self.object(Self::host)?;
-                }
+        let mut order = self.orders.initiator;
+        let (mut last, mut seen) = (INITIATOR.len(), 0);
+        let mut more = self.open()?;
+        while more {
+            match self.field(&INITIATOR, &mut order, &mut last, &mut seen)? {
+                Some(0) => initiator.id = self.text()?,
+                Some(1) => initiator.name = self.text()?,
+                Some(2) => initiator.credential = self.object(Self::credential)?,
+                Some(3) => initiator.host = self.object(Self::host)?,
                 _ => self.skip()?,
             }
-            key = self.next_key()?;
+            more = self.more()?;
         }
+        self.orders.initiator = order;
         Ok(initiator)
     }
 
     fn credential(&mut self) -> Result<Credential<'a>> {
         let mut credential = Credential::default();
-        let mut seen = 0u64;
-        let mut key = self.first_key()?;
-        while let Some(raw) = key {
-            match self.name_bytes(raw)? {
-                b"type" => {
-                    once(&mut seen, 0)?;
-                    credential.kind = self.text()?;
-                }
+        let mut order = self.orders.credential;
+        let (mut last, mut seen) = (CREDENTIAL.len(), 0);
+        let mut more = self.open()?;
+        while more {
+            match self.field(&CREDENTIAL, &mut order, &mut last, &mut seen)? {
+                Some(0) => credential.kind = self.text()?,
                 _ => self.skip()?,
             }
-            key = self.next_key()?;
+            more = self.more()?;
         }
+        self.orders.credential = order;
         Ok(credential)
     }
 
     fn host(&mut self) -> Result<Host<'a>> {
         let mut host = Host::default();
-        let mut seen = 0u64;
-        let mut key = self.first_key()?;
-        while let Some(raw) = key {
-            match self.name_bytes(raw)? {
-                b"address" => {
-                    once(&mut seen, 0)?;
-                    host.address = self.text()?;
-                }
-                b"agent" => {
-                    once(&mut seen, 1)?;
-                    host.agent = self.text()?;
-                }
+        let mut order = self.orders.host;
+        let (mut last, mut seen) = (HOST.len(), 0);
+        let mut more = self.open()?;
+        while more {
+            match self.field(&HOST, &mut order, &mut last, &mut seen)? {
+                Some(0) => host.address = self.text()?,
+                Some(1) => host.agent = self.text()?,
                 _ => self.skip()?,
             }
-            key = self.next_key()?;
+            more = self.more()?;
         }
+        self.orders.host = order;
         Ok(host)
     }
 
     fn target(&mut self) -> Result<TargetRaw<'a>> {
         let mut target = TargetRaw::default();
-        let mut seen = 0u64;
-        let mut key = self.first_key()?;
-        while let Some(raw) = key {
-            match self.name_bytes(raw)? {
-                b"id" => {
-                    once(&mut seen, 0)?;
-                    target.id = self.text()?;
-                }
-                b"name" => {
-                    once(&mut seen, 1)?;
-                    target.name = self.text()?;
-                }
-                b"typeURI" => {
-                    once(&mut seen, 2)?;
-                    target.type_uri = self.text()?;
-                }
+        let mut order = self.orders.target;
+        let (mut last, mut seen) = (TARGET.len(), 0);
+        let mut more = self.open()?;
+        while more {
+            match self.field(&TARGET, &mut order, &mut last, &mut seen)? {
+                Some(0) => target.id = self.text()?,
+                Some(1) => target.name = self.text()?,
+                Some(2) => target.type_uri = self.text()?,
                 _ => self.skip()?,
             }
-            key = self.next_key()?;
+            more = self.more()?;
         }
+        self.orders.target = order;
         Ok(target)
     }
 
     fn reason(&mut self) -> Result<ReasonRaw<'a>> {
         let mut reason = ReasonRaw::default();
-        let mut seen = 0u64;
-        let mut key = self.first_key()?;
-        while let Some(raw) = key {
-            match self.name_bytes(raw)? {
-                b"reasonCode" => {
-                    once(&mut seen, 0)?;
-                    reason.code = self.int()?;
-                }
-                b"reasonType" => {
-                    once(&mut seen, 1)?;
-                    reason.kind = self.text()?;
-                }
-                b"reasonForFailure" => {
-                    once(&mut seen, 2)?;
-                    reason.failure = self.text()?;
-                }
+        let mut order = self.orders.reason;
+        let (mut last, mut seen) = (REASON.len(), 0);
+        let mut more = self.open()?;
+        while more {
+            match self.field(&REASON, &mut order, &mut last, &mut seen)? {
+                Some(0) => reason.code = self.int()?,
+                Some(1) => reason.kind = self.text()?,
+                Some(2) => reason.failure = self.text()?,
                 _ => self.skip()?,
             }
-            key = self.next_key()?;
+            more = self.more()?;
         }
+        self.orders.reason = order;
         Ok(reason)
     }
 }
@@ -1040,6 +1247,103 @@ enum TopField {
 }
 
 impl TopField {
+    /// Every field, each at its discriminant.
+    const ALL: [TopField; 32] = {
+        use TopField as F;
+        [
+            F::Action,
+            F::EventTime,
+            F::Outcome,
+            F::Message,
+            F::Severity,
+            F::Id,
+            F::Initiator,
+            F::Target,
+            F::Reason,
+            F::RequestData,
+            F::ResponseData,
+            F::ResponseBody,
+            F::RequestPath,
+            F::CorrelationId,
+            F::CorrelationIdUpper,
+            F::LogSourceCrn,
+            F::DataEvent,
+            F::Timestamp,
+            F::Level,
+            F::Event,
+            F::Category,
+            F::User,
+            F::Role,
+            F::Provider,
+            F::Resource,
+            F::Details,
+            F::Result,
+            F::ApiUrl,
+            F::SessionId,
+            F::Line,
+            F::Source,
+            F::Payload,
+        ]
+    };
+    const COUNT: usize = TopField::ALL.len();
+    /// The place of the guess at an event's first key in [`Orders::top`].
+    const FIRST: usize = TopField::COUNT;
+    /// The place of the guess at an envelope's inner event's first key.
+    const FIRST_INNER: usize = TopField::COUNT + 1;
+
+    /// The JSON name of each field, at its discriminant.
+    const NAMES: [&'static [u8]; TopField::COUNT] = [
+        b"action",
+        b"eventTime",
+        b"outcome",
+        b"message",
+        b"severity",
+        b"id",
+        b"initiator",
+        b"target",
+        b"reason",
+        b"requestData",
+        b"responseData",
+        b"responseBody",
+        b"requestPath",
+        b"correlationId",
+        b"correlationID",
+        b"logSourceCRN",
+        b"dataEvent",
+        b"timestamp",
+        b"level",
+        b"event",
+        b"category",
+        b"user",
+        b"role",
+        b"provider",
+        b"resource",
+        b"details",
+        b"result",
+        b"api_url",
+        b"session_id",
+        b"_line",
+        b"_source",
+        b"payload",
+    ];
+
+    /// The [`Token`] of each field, at its discriminant.
+    const TOKENS: [Token; TopField::COUNT] = {
+        let mut tokens = [Token::of(b""); TopField::COUNT];
+        let mut i = 0;
+        while i < TopField::COUNT {
+            tokens[i] = Token::of(TopField::NAMES[i]);
+            i += 1;
+        }
+        tokens
+    };
+
+    /// The field's key as a [`Token`].
+    #[inline(always)]
+    fn token(self) -> Token {
+        TopField::TOKENS[self as usize]
+    }
+
     /// The place of a text field in [`Top`]; `None` for the others.
     fn text_slot<'t, 'a>(self, top: &'t mut Top<'a>) -> Option<&'t mut Str<'a>> {
         use TopField as F;
@@ -1373,6 +1677,21 @@ mod tests {
         }
         assert_eq!(bits.count_ones() as usize, names.len());
         assert_eq!(TopField::of(b"observer"), None);
+        // The tables the guesses use agree with the names.
+        assert_eq!(TopField::COUNT, names.len());
+        for (i, field) in TopField::ALL.into_iter().enumerate() {
+            assert_eq!(field as usize, i);
+            let name = TopField::NAMES.get(i).copied().unwrap_or_default();
+            assert_eq!(TopField::of(name), Some(field));
+            let token = field.token();
+            let written = format!("\"{}\":", String::from_utf8_lossy(name));
+            let mut word = [0u8; 16];
+            word.get_mut(..written.len())
+                .unwrap_or_default()
+                .copy_from_slice(written.as_bytes());
+            assert_eq!(token.len, written.len());
+            assert_eq!(token.word, u128::from_le_bytes(word));
+        }
     }
 
     #[test]
@@ -1388,6 +1707,78 @@ mod tests {
         ] {
             assert_eq!(top(text, 64).ok(), reference(text), "{text}");
             assert!(top(text, 64).is_ok(), "fast path for {text}");
+        }
+    }
+
+    /// What this thread's reader guesses after `field` in an event.
+    fn guess_after(field: usize) -> Option<TopField> {
+        let next = ORDERS.get().top.after(field)?;
+        TopField::ALL.get(next).copied()
+    }
+
+    #[test]
+    fn guesses_follow_the_last_order_read() {
+        ORDERS.set(Orders::NEW);
+        let text = r#"{"outcome":"o","observer":{},"action":"a","id":"i"}"#;
+        assert_eq!(top(text, 64).ok(), reference(text));
+        assert_eq!(guess_after(TopField::FIRST), Some(TopField::Outcome));
+        // The key that names no field leaves the guess to the one before.
+        assert_eq!(
+            guess_after(TopField::Outcome as usize),
+            Some(TopField::Action)
+        );
+        assert_eq!(guess_after(TopField::Action as usize), Some(TopField::Id));
+        let nested = r#"{"initiator":{"name":"n","id":"i"},"reason":{"reasonType":"t"}}"#;
+        assert_eq!(top(nested, 64).ok(), reference(nested));
+        let orders = ORDERS.get();
+        assert_eq!(orders.initiator.after(INITIATOR.len()), Some(1));
+        assert_eq!(orders.initiator.after(1), Some(0));
+        assert_eq!(orders.reason.after(REASON.len()), Some(1));
+        // An envelope's inner event has a first guess of its own.
+        let enveloped = r#"{"payload":{"severity":"s","action":"a"}}"#;
+        assert_eq!(top(enveloped, 64).ok(), reference(enveloped));
+        assert_eq!(guess_after(TopField::FIRST), Some(TopField::Payload));
+        assert_eq!(guess_after(TopField::FIRST_INNER), Some(TopField::Severity));
+    }
+
+    #[test]
+    fn guesses_change_no_result() {
+        // Each text is read after each other one, so that the keys are
+        // met with right guesses, wrong ones, and guesses that are the
+        // start of the key or a key that starts like them.
+        let texts = [
+            r#"{"action":"a","id":"i","outcome":"o","initiator":{"id":"u","name":"n"}}"#,
+            r#"{"id":"i","action":"a","initiator":{"name":"n","id":"u"},"outcome":"o"}"#,
+            r#"{"action":"a","id" :"i","outcome":"o"}"#,
+            r#"{"action":"a","ids":"x","id":"i"}"#,
+            r#"{"action":"a","i":"x","id":"i"}"#,
+            r#"{"action":"a","id":"i","action":"b"}"#,
+            r#"{"action":"a","\u0069d":"i"}"#,
+            r#"{"action":"a","id":1}"#,
+            r#"{"action":"a","id":"i"}"#,
+            r#"{"reason":{"reasonCode":1,"reasonType":"t","reasonForFailure":"f"}}"#,
+            r#"{"reason":{"reasonType":"t","reasonCode":1,"reasonType":"u"}}"#,
+            r#"{"initiator":{"host":{"agent":"g","address":"d"},"credential":{"type":"t"}}}"#,
+            r#"{"initiator":{"credential":{"type":"t"},"host":{"address":"d","agent":"g"}}}"#,
+            r#"{"target":{"typeURI":"t","name":"n","id":"i"},"_line":"{}"}"#,
+            r#"{"target":{"id":"i","name":"n","typeURI":"t"}, "_line" :"{}"}"#,
+            "{\"action\":\"a\",\n\"id\":\"i\"}",
+        ];
+        for first in texts {
+            for then in texts {
+                ORDERS.set(Orders::NEW);
+                for text in [first, then, then] {
+                    let fast = top(text, 64);
+                    let learned = ORDERS.get();
+                    if let Ok(fast) = &fast {
+                        assert_eq!(Some(fast), reference(text).as_ref(), "{text} after {first}");
+                    }
+                    // Nor do they send a text to the fallback.
+                    ORDERS.set(Orders::NEW);
+                    assert_eq!(top(text, 64).is_ok(), fast.is_ok(), "{text} after {first}");
+                    ORDERS.set(learned);
+                }
+            }
         }
     }
 
