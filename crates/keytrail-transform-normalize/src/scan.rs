@@ -93,11 +93,14 @@ impl Orders {
 /// a key costs a search for its closing quote and a lookup of its name.
 /// A wrong guess costs only that comparison: the key is then read as any
 /// other, and the guess learned. A key that names no field (`observer`)
-/// is skipped, and the guess for the field after it stays that of the
-/// field before it. The guesses change no result, only its cost.
+/// is skipped and leaves the last field as it was, so the field after it
+/// is learned as coming after the field before it. The guesses change no
+/// result, only its cost (what was learned from a line that goes to the
+/// fallback may be kept in part).
 ///
-/// The place after the fields' (the number of fields) holds the guess
-/// for the first key, so `M` is one more than the number of fields.
+/// Index `fields.len()` holds the guess for an object's first key (and
+/// for events, [`TopField::FIRST_INNER`] that for an envelope's inner
+/// event), so `M` is the number of fields and one (or two).
 #[derive(Debug, Clone, Copy)]
 struct KeyOrder<const M: usize>([u8; M]);
 
@@ -133,15 +136,15 @@ struct Token {
 
 impl Token {
     /// The token of `name`. A name of over 13 bytes does not fit in
-    /// sixteen with its quotes and colon: its token never matches (its
-    /// word's first byte, masked, is 0 where a key has a quote), and the
-    /// key is read as any other.
+    /// sixteen with its quotes and colon: its token never matches, and
+    /// the key is read as any other. (Its word's first byte is 0xff,
+    /// which no `str` holds.)
     const fn of(name: &'static [u8]) -> Token {
         let len = name.len() + 3;
         if len > 16 {
             return Token {
                 name,
-                word: 0,
+                word: 0xff,
                 mask: 0xff,
                 len,
             };
@@ -703,10 +706,11 @@ impl<'a> Reader<'a> {
         self.key_general()
     }
 
-    /// Consumes `token` when the key at the reader's place is it (a
-    /// token holds no byte that needs a check, so a match is a valid key
-    /// and its colon). A key less than sixteen bytes from the end of the
-    /// text is not compared: it is read as any other.
+    /// Consumes `token` when the key at the reader's place is it: a
+    /// token that fits holds no byte that needs a check, so a match is a
+    /// valid key and its colon, whatever comes after it. A key less than
+    /// sixteen bytes from the end of the text is not compared: it is read
+    /// as any other.
     #[inline(always)]
     fn at_token(&mut self, token: Token) -> bool {
         let Some(chunk) = chunk_at(self.bytes, self.pos) else {
@@ -1691,6 +1695,38 @@ mod tests {
                 .copy_from_slice(written.as_bytes());
             assert_eq!(token.len, written.len());
             assert_eq!(token.word, u128::from_le_bytes(word));
+            assert_eq!(token.mask.count_ones() as usize, 8 * written.len());
+            assert_eq!(token.mask.trailing_ones() as usize, 8 * written.len());
+        }
+    }
+
+    #[test]
+    fn tokens_match_their_key_only() {
+        let tables: [&[Token]; 6] = [
+            &TopField::TOKENS,
+            &INITIATOR,
+            &CREDENTIAL,
+            &HOST,
+            &TARGET,
+            &REASON,
+        ];
+        for token in tables.into_iter().flatten() {
+            let name = String::from_utf8_lossy(token.name);
+            let tail = r#""value that is long enough","next":1}"#;
+            let fits = token.len <= 16;
+            for (text, matches) in [
+                (format!(r#""{name}":{tail}"#), fits),
+                (format!(r#""{name}" :{tail}"#), false),
+                (format!(r#""{name}x":{tail}"#), false),
+                (format!(r#""x{name}":{tail}"#), false),
+                (format!("\0{name}\":{tail}"), false),
+                (format!("\u{ff}{name}\":{tail}"), false),
+            ] {
+                let mut reader = Reader::new(&text, 64);
+                assert_eq!(reader.at_token(*token), matches, "{text}");
+                let after = if matches { token.len } else { 0 };
+                assert_eq!(reader.pos, after, "{text}");
+            }
         }
     }
 
@@ -1752,17 +1788,21 @@ mod tests {
             r#"{"action":"a","id" :"i","outcome":"o"}"#,
             r#"{"action":"a","ids":"x","id":"i"}"#,
             r#"{"action":"a","i":"x","id":"i"}"#,
-            r#"{"action":"a","id":"i","action":"b"}"#,
-            r#"{"action":"a","\u0069d":"i"}"#,
-            r#"{"action":"a","id":1}"#,
+            r#"{"action":"a","id":"i","action":"b","observer":"xxxxxxxxxxxxxxxx"}"#,
+            r#"{"action":"a","\u0069d":"i","observer":"xxxxxxxxxxxxxxxx"}"#,
+            r#"{"action":"a","id":1,"observer":"xxxxxxxxxxxxxxxx"}"#,
             r#"{"action":"a","id":"i"}"#,
             r#"{"reason":{"reasonCode":1,"reasonType":"t","reasonForFailure":"f"}}"#,
             r#"{"reason":{"reasonType":"t","reasonCode":1,"reasonType":"u"}}"#,
             r#"{"initiator":{"host":{"agent":"g","address":"d"},"credential":{"type":"t"}}}"#,
             r#"{"initiator":{"credential":{"type":"t"},"host":{"address":"d","agent":"g"}}}"#,
             r#"{"target":{"typeURI":"t","name":"n","id":"i"},"_line":"{}"}"#,
-            r#"{"target":{"id":"i","name":"n","typeURI":"t"}, "_line" :"{}"}"#,
-            "{\"action\":\"a\",\n\"id\":\"i\"}",
+            r#"{"target":{"id":"i","name":"n","typeURI":"t"}, "_line" :"{}","observer":"xxxxxxxxxxxxxxxx"}"#,
+            "{\"action\":\"a\",\n\"id\":\"i\",\"observer\":\"xxxxxxxxxxxxxxxx\"}",
+            // A byte no key starts with, where the guess is a name too
+            // long for a token.
+            "{\"reason\":{\"reasonType\":\"t\",\u{0}xxxxxxxxxxxxxxxxxx\"f\"}}",
+            "{\"reason\":{\"reasonType\":\"t\",\u{ff}xxxxxxxxxxxxxxxxx\"f\"}}",
         ];
         for first in texts {
             for then in texts {
