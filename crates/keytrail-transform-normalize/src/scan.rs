@@ -1094,21 +1094,41 @@ impl<'a> Reader<'a> {
         Ok(top)
     }
 
-    fn initiator(&mut self) -> Result<Initiator<'a>> {
-        let mut initiator = Initiator::default();
-        let mut order = self.orders.initiator;
-        let (mut last, mut seen) = (INITIATOR.len(), 0);
+    /// An object whose fields are `fields`, at its `{`, its keys guessed
+    /// with `order`: `read` takes the value of each field by its index,
+    /// and any other key's value is skipped.
+    #[inline(always)]
+    fn named<const M: usize>(
+        &mut self,
+        fields: &[Token],
+        order: &mut KeyOrder<M>,
+        mut read: impl FnMut(&mut Self, usize) -> Result<()>,
+    ) -> Result<()> {
+        let (mut last, mut seen) = (fields.len(), 0);
         let mut more = self.open()?;
         while more {
-            match self.field(&INITIATOR, &mut order, &mut last, &mut seen)? {
-                Some(0) => initiator.id = self.text()?,
-                Some(1) => initiator.name = self.text()?,
-                Some(2) => initiator.credential = self.object(Self::credential)?,
-                Some(3) => initiator.host = self.object(Self::host)?,
-                _ => self.skip()?,
+            match self.field(fields, order, &mut last, &mut seen)? {
+                Some(field) => read(self, field)?,
+                None => self.skip()?,
             }
             more = self.more()?;
         }
+        Ok(())
+    }
+
+    fn initiator(&mut self) -> Result<Initiator<'a>> {
+        let mut initiator = Initiator::default();
+        let mut order = self.orders.initiator;
+        self.named(&INITIATOR, &mut order, |reader, field| {
+            match field {
+                0 => initiator.id = reader.text()?,
+                1 => initiator.name = reader.text()?,
+                2 => initiator.credential = reader.object(Self::credential)?,
+                3 => initiator.host = reader.object(Self::host)?,
+                _ => reader.skip()?,
+            }
+            Ok(())
+        })?;
         self.orders.initiator = order;
         Ok(initiator)
     }
@@ -1116,15 +1136,13 @@ impl<'a> Reader<'a> {
     fn credential(&mut self) -> Result<Credential<'a>> {
         let mut credential = Credential::default();
         let mut order = self.orders.credential;
-        let (mut last, mut seen) = (CREDENTIAL.len(), 0);
-        let mut more = self.open()?;
-        while more {
-            match self.field(&CREDENTIAL, &mut order, &mut last, &mut seen)? {
-                Some(0) => credential.kind = self.text()?,
-                _ => self.skip()?,
+        self.named(&CREDENTIAL, &mut order, |reader, field| {
+            match field {
+                0 => credential.kind = reader.text()?,
+                _ => reader.skip()?,
             }
-            more = self.more()?;
-        }
+            Ok(())
+        })?;
         self.orders.credential = order;
         Ok(credential)
     }
@@ -1132,16 +1150,14 @@ impl<'a> Reader<'a> {
     fn host(&mut self) -> Result<Host<'a>> {
         let mut host = Host::default();
         let mut order = self.orders.host;
-        let (mut last, mut seen) = (HOST.len(), 0);
-        let mut more = self.open()?;
-        while more {
-            match self.field(&HOST, &mut order, &mut last, &mut seen)? {
-                Some(0) => host.address = self.text()?,
-                Some(1) => host.agent = self.text()?,
-                _ => self.skip()?,
+        self.named(&HOST, &mut order, |reader, field| {
+            match field {
+                0 => host.address = reader.text()?,
+                1 => host.agent = reader.text()?,
+                _ => reader.skip()?,
             }
-            more = self.more()?;
-        }
+            Ok(())
+        })?;
         self.orders.host = order;
         Ok(host)
     }
@@ -1149,17 +1165,15 @@ impl<'a> Reader<'a> {
     fn target(&mut self) -> Result<TargetRaw<'a>> {
         let mut target = TargetRaw::default();
         let mut order = self.orders.target;
-        let (mut last, mut seen) = (TARGET.len(), 0);
-        let mut more = self.open()?;
-        while more {
-            match self.field(&TARGET, &mut order, &mut last, &mut seen)? {
-                Some(0) => target.id = self.text()?,
-                Some(1) => target.name = self.text()?,
-                Some(2) => target.type_uri = self.text()?,
-                _ => self.skip()?,
+        self.named(&TARGET, &mut order, |reader, field| {
+            match field {
+                0 => target.id = reader.text()?,
+                1 => target.name = reader.text()?,
+                2 => target.type_uri = reader.text()?,
+                _ => reader.skip()?,
             }
-            more = self.more()?;
-        }
+            Ok(())
+        })?;
         self.orders.target = order;
         Ok(target)
     }
@@ -1167,17 +1181,15 @@ impl<'a> Reader<'a> {
     fn reason(&mut self) -> Result<ReasonRaw<'a>> {
         let mut reason = ReasonRaw::default();
         let mut order = self.orders.reason;
-        let (mut last, mut seen) = (REASON.len(), 0);
-        let mut more = self.open()?;
-        while more {
-            match self.field(&REASON, &mut order, &mut last, &mut seen)? {
-                Some(0) => reason.code = self.int()?,
-                Some(1) => reason.kind = self.text()?,
-                Some(2) => reason.failure = self.text()?,
-                _ => self.skip()?,
+        self.named(&REASON, &mut order, |reader, field| {
+            match field {
+                0 => reason.code = reader.int()?,
+                1 => reason.kind = reader.text()?,
+                2 => reason.failure = reader.text()?,
+                _ => reader.skip()?,
             }
-            more = self.more()?;
-        }
+            Ok(())
+        })?;
         self.orders.reason = order;
         Ok(reason)
     }
