@@ -307,8 +307,8 @@ fn quote_or_backslash(chunk: [u8; 16]) -> u32 {
 #[inline]
 fn find_quote_or_backslash(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
-    while let Some(chunk) = chunk_at(bytes, at) {
-        let marks = quote_or_backslash(chunk);
+    for chunk in bytes.get(from..).unwrap_or_default().chunks_exact(16) {
+        let marks = quote_or_backslash(chunk.try_into().unwrap_or([0; 16]));
         if marks != 0 {
             return at + marks.trailing_zeros() as usize;
         }
@@ -860,9 +860,29 @@ impl<'a> Reader<'a> {
     }
 
     /// A [`Str`] field; an escape in it is noted when it is `kept` as a
-    /// text of the event.
+    /// text of the event. The usual value, a string right after the colon
+    /// in a clean line, with no escape, is read here; anything else by
+    /// [`Reader::str_field_other`], out of line, so that this part needs
+    /// no registers saved.
     #[inline(always)]
     fn str_field(&mut self, kept: bool) -> Result<Str<'a>> {
+        if self.clean && self.peek() == Some(b'"') {
+            let start = self.pos + 1;
+            let end = find_quote_or_backslash(self.bytes, start);
+            if self.bytes.get(end) == Some(&b'"')
+                && let Some(text) = self.text.get(start..end)
+            {
+                self.pos = end + 1;
+                return Ok(Str(Some(Cow::Borrowed(text))));
+            }
+        }
+        self.str_field_other(kept)
+    }
+
+    /// [`Reader::str_field`] for whitespace first, a string with escapes,
+    /// a line with control bytes, a number or another value.
+    #[inline(never)]
+    fn str_field_other(&mut self, kept: bool) -> Result<Str<'a>> {
         match self.next_byte()? {
             b'"' => {
                 self.pos += 1;
