@@ -307,8 +307,8 @@ fn quote_or_backslash(chunk: [u8; 16]) -> u32 {
 #[inline]
 fn find_quote_or_backslash(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
-    for chunk in bytes.get(from..).unwrap_or_default().chunks_exact(16) {
-        let marks = quote_or_backslash(chunk.try_into().unwrap_or([0; 16]));
+    for &chunk in bytes.get(from..).unwrap_or_default().as_chunks::<16>().0 {
+        let marks = quote_or_backslash(chunk);
         if marks != 0 {
             return at + marks.trailing_zeros() as usize;
         }
@@ -862,8 +862,8 @@ impl<'a> Reader<'a> {
     /// A [`Str`] field; an escape in it is noted when it is `kept` as a
     /// text of the event. The usual value, a string right after the colon
     /// in a clean line, with no escape, is read here; anything else by
-    /// [`Reader::str_field_other`], out of line, so that this part needs
-    /// no registers saved.
+    /// [`Reader::str_field_other`], out of line, so that this part stays
+    /// small and saves fewer registers.
     #[inline(always)]
     fn str_field(&mut self, kept: bool) -> Result<Str<'a>> {
         if self.clean && self.peek() == Some(b'"') {
