@@ -9,7 +9,7 @@
 //! bug). Output is buffered and
 //! never flushed per line; a closed stdout (`| head`) ends the run quietly.
 //! Lines are read with a bound: a line longer than the event size limit is
-//! skipped to its end without being held in memory, and reported as
+//! skipped to its end without being held in memory whole, and reported as
 //! `too_large`.
 //!
 //! With more than one thread (`--threads`, by default one per core) each
@@ -18,7 +18,7 @@
 //! as with one thread.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -62,12 +62,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let transforms = Transforms::build(&config)?;
     let limit = config.normalize.max_event_bytes;
     // Not stdin's lock: the workers share the input.
-    let input: Box<dyn BufRead + Send> = match args.file.as_deref() {
-        Some(path) if path.as_os_str() != "-" => Box::new(BufReader::with_capacity(
-            1 << 16,
-            File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-        )),
-        _ => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+    let input: Box<dyn Read + Send> = match args.file.as_deref() {
+        Some(path) if path.as_os_str() != "-" => {
+            Box::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
+        }
+        _ => Box::new(io::stdin()),
     };
     let started = std::time::Instant::now();
     let mut stats = Stats::default();
@@ -88,7 +87,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )
     } else {
         normalize_stream(
-            input,
+            BufReader::with_capacity(1 << 16, input),
             io::stdout().lock(),
             io::stderr().lock(),
             &transforms,
@@ -193,31 +192,60 @@ fn one_line(
 
 /// Input bytes per chunk handed to a worker.
 const CHUNK_BYTES: usize = 1 << 18;
-/// Lines per chunk at most: blank lines and lines over the limit keep no
-/// bytes, so the byte count alone would not end a chunk of them.
+/// Lines per chunk at most, so that a chunk of very short lines does not
+/// stand for a great many events.
 const CHUNK_LINES: usize = CHUNK_BYTES / 64;
 /// A chunk's usual size: a full chunk and room for its last line.
 const CHUNK_ROOM: usize = CHUNK_BYTES + (1 << 16);
+/// Bytes asked of a read once a chunk is full but holds no whole line yet
+/// (its only line is longer than a chunk).
+const READ_MORE: usize = 1 << 16;
 /// The output room kept for a chunk: its events come out a little larger
 /// than they went in (an estimate; a chunk of very short lines grows it).
 const OUT_ROOM: usize = CHUNK_ROOM / 2 * 3;
 
-/// A run of consecutive input lines.
+/// A run of consecutive input lines, read straight into the chunk's
+/// buffer (no copy through a reader's buffer).
 struct Chunk {
-    /// The lines' bytes, back to back.
+    /// Holds input up to `filled`: the lines with their `\n`s, and
+    /// between them perhaps the unused bytes of a line over the limit.
+    /// Initialized to its length, so that reads go straight into it; its
+    /// length only grows.
     data: Vec<u8>,
-    /// Per line: its end in `data`, its number, and whether it was too long.
-    lines: Vec<(usize, u64, bool)>,
+    /// How much of `data` holds input read for this chunk.
+    filled: usize,
+    /// The lines, in order.
+    lines: Vec<Line>,
+}
+
+/// One line of a chunk: where its bytes are (without the `\n`; none for a
+/// line over the limit), its number in the input, and whether it was over
+/// the limit.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    start: usize,
+    end: usize,
+    number: u64,
+    too_long: bool,
 }
 
 impl Chunk {
     /// Room for a full chunk and the usual last line, so that filling it
-    /// does not copy it as it grows.
+    /// does not grow it.
     fn new() -> Chunk {
         Chunk {
-            data: Vec::with_capacity(CHUNK_ROOM),
+            data: vec![0; CHUNK_ROOM],
+            filled: 0,
             lines: Vec::with_capacity(CHUNK_BYTES / 256),
         }
+    }
+
+    /// The room `data[filled..end]` to read into, grown (zeroed) if need be.
+    fn room(&mut self, end: usize) -> &mut [u8] {
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data.get_mut(self.filled..end).unwrap_or_default()
     }
 }
 
@@ -246,7 +274,7 @@ struct Done {
 /// writer activity) holds it until that read returns, as after a failed
 /// output.
 pub fn normalize_parallel(
-    input: impl BufRead + Send,
+    input: impl Read + Send,
     out: impl Write + Send,
     err: impl Write + Send,
     transforms: &Transforms,
@@ -260,7 +288,7 @@ pub fn normalize_parallel(
 
 /// [`normalize_parallel`] with `normalize` for the work on each chunk.
 fn chunks_in_order(
-    input: impl BufRead + Send,
+    input: impl Read + Send,
     out: impl Write + Send,
     err: impl Write + Send,
     normalize: &(impl Fn(&Chunk, Vec<u8>) -> Done + Sync),
@@ -280,6 +308,9 @@ fn chunks_in_order(
     let stopped = AtomicBool::new(false);
     let input = Mutex::new(Input {
         reader: input,
+        carry: Vec::new(),
+        skipping: false,
+        at_end: false,
         seq: 0,
         line_no: 0,
         ended: false,
@@ -330,11 +361,19 @@ fn chunks_in_order(
 /// The input of the parallel loop, shared by its workers.
 struct Input<'s, R> {
     reader: R,
+    /// Input read past the last line handed out: the start of the next
+    /// chunk.
+    carry: Vec<u8>,
+    /// Inside a line over the limit, whose bytes are dropped as they come.
+    skipping: bool,
+    /// The reader has reported the end of the input.
+    at_end: bool,
     /// The next chunk's sequence number.
     seq: u64,
     /// The number of the last line read.
     line_no: u64,
-    /// At the end of the input, or after a read error.
+    /// Nothing more to hand out: the input and `carry` are used up, a read
+    /// failed, or the run stopped.
     ended: bool,
     /// The read error that ended the input, for the caller.
     error: Option<io::Error>,
@@ -345,31 +384,108 @@ struct Input<'s, R> {
     stopped: &'s AtomicBool,
 }
 
-impl<R: BufRead> Input<'_, R> {
-    /// Reads lines into `chunk` (emptied first) until it is full or the
-    /// input ends; the chunk's sequence number when it holds a line. The
-    /// lines read before an error are kept.
+/// Why a chunk's reading stopped.
+enum Filled {
+    /// It holds enough; the unfinished line goes to the next chunk.
+    Full,
+    /// The input ended; an unfinished line is its last line.
+    End,
+    /// A read failed or the run stopped; an unfinished line is dropped.
+    Cut,
+}
+
+impl<R: Read> Input<'_, R> {
+    /// Reads the next lines into `chunk` until it is full or the input
+    /// ends; the chunk's sequence number when it holds a line. Reads go
+    /// straight into the chunk, `CHUNK_BYTES` at a time. The lines read
+    /// before an error are kept, the part of a line read before it is not.
     fn next_chunk(&mut self, chunk: &mut Chunk, limit: usize) -> Option<u64> {
-        chunk.data.clear();
         chunk.lines.clear();
-        while !self.ended && chunk.data.len() < CHUNK_BYTES && chunk.lines.len() < CHUNK_LINES {
-            if self.stopped.load(Ordering::Relaxed) {
-                self.ended = true;
-                break;
+        chunk.filled = 0;
+        let carried = self.carry.len();
+        chunk.room(carried).copy_from_slice(&self.carry);
+        chunk.filled = carried;
+        self.carry.clear();
+        // The unfinished line starts at `start`; `data[searched..filled]`
+        // is still to be searched for line ends.
+        let (mut start, mut searched) = (0, 0);
+        let filled = loop {
+            let mut full = false;
+            while let Some(at) = memchr::memchr(
+                b'\n',
+                chunk.data.get(searched..chunk.filled).unwrap_or_default(),
+            ) {
+                let end = searched + at;
+                self.line_no += 1;
+                let too_long = self.skipping || end - start > limit;
+                chunk.lines.push(Line {
+                    start,
+                    end: if too_long { start } else { end },
+                    number: self.line_no,
+                    too_long,
+                });
+                self.skipping = false;
+                start = end + 1;
+                searched = start;
+                if chunk.lines.len() >= CHUNK_LINES {
+                    full = true;
+                    break;
+                }
             }
-            match read_line(&mut self.reader, &mut chunk.data, limit) {
-                Ok(Some(too_long)) => {
-                    self.line_no += 1;
-                    chunk.lines.push((chunk.data.len(), self.line_no, too_long));
-                }
-                Ok(None) => self.ended = true,
+            if full || (chunk.filled >= CHUNK_BYTES && !chunk.lines.is_empty()) {
+                break Filled::Full;
+            }
+            searched = chunk.filled;
+            // A line past the limit keeps no bytes: what follows is read
+            // over them until its end.
+            if self.skipping || chunk.filled - start > limit {
+                self.skipping = true;
+                chunk.filled = start;
+                searched = start;
+            }
+            if self.at_end {
+                break Filled::End;
+            }
+            if self.stopped.load(Ordering::Relaxed) {
+                break Filled::Cut;
+            }
+            let end = if chunk.filled < CHUNK_BYTES {
+                CHUNK_BYTES
+            } else {
+                chunk.filled + READ_MORE
+            };
+            match self.reader.read(chunk.room(end)) {
+                Ok(0) => self.at_end = true,
+                Ok(n) => chunk.filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
-                    // The part of a line read before the error is dropped.
-                    let end = chunk.lines.last().map_or(0, |&(end, ..)| end);
-                    chunk.data.truncate(end);
                     self.error = Some(error);
-                    self.ended = true;
+                    break Filled::Cut;
                 }
+            }
+        };
+        match filled {
+            Filled::Full => {
+                let rest = chunk.data.get(start..chunk.filled).unwrap_or_default();
+                self.carry.extend_from_slice(rest);
+                chunk.filled = start;
+            }
+            Filled::End => {
+                if self.skipping || chunk.filled > start {
+                    self.line_no += 1;
+                    chunk.lines.push(Line {
+                        start,
+                        end: if self.skipping { start } else { chunk.filled },
+                        number: self.line_no,
+                        too_long: self.skipping,
+                    });
+                    self.skipping = false;
+                }
+                self.ended = true;
+            }
+            Filled::Cut => {
+                chunk.filled = start;
+                self.ended = true;
             }
         }
         if chunk.lines.is_empty() {
@@ -431,7 +547,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// to be written, until the input ends or the run stops. A panic in the
 /// work on a chunk is handed on in the chunk's place, else the chunks
 /// after it would wait for it for ever.
-fn work<R: BufRead, W: Write, E: Write>(
+fn work<R: Read, W: Write, E: Write>(
     input: &Mutex<Input<'_, R>>,
     order: &Mutex<Order<'_, W, E>>,
     normalize: &impl Fn(&Chunk, Vec<u8>) -> Done,
@@ -471,7 +587,7 @@ fn normalize_chunk(transforms: &Transforms, chunk: &Chunk, mut out: Vec<u8>) -> 
     // The estimated room, at least that of a usual chunk, so that a used
     // buffer fits the next chunk too; a buffer with less is replaced, not
     // grown, since growing copies its whole old capacity.
-    let room = OUT_ROOM.max(chunk.data.len() / 2 * 3);
+    let room = OUT_ROOM.max(chunk.filled / 2 * 3);
     if out.capacity() < room {
         out = Vec::with_capacity(room);
     }
@@ -480,20 +596,18 @@ fn normalize_chunk(transforms: &Transforms, chunk: &Chunk, mut out: Vec<u8>) -> 
         err: Vec::new(),
         stats: Stats::default(),
     };
-    let mut start = 0;
-    for &(end, line_no, too_long) in &chunk.lines {
-        let line = chunk.data.get(start..end).unwrap_or_default();
-        done.stats.bytes += line.len() as u64;
+    for line in &chunk.lines {
+        let bytes = chunk.data.get(line.start..line.end).unwrap_or_default();
+        done.stats.bytes += bytes.len() as u64;
         one_line(
             transforms,
-            line,
-            too_long,
-            line_no,
+            bytes,
+            line.too_long,
+            line.number,
             &mut done.stats,
             &mut done.out,
             &mut done.err,
         );
-        start = end;
     }
     done
 }
@@ -851,9 +965,9 @@ mod tests {
         let limit = 1000;
         // Lines of exactly the limit, one byte over it and over two chunks
         // long, empty lines and CRLF, mixed so that read boundaries fall
-        // inside each kind somewhere. (Chunks end at line ends; the reader
-        // skips a line over the limit.) Both loops share `read_line` and
-        // `one_line`: the limit itself is checked by the test below.
+        // inside each kind somewhere. (A chunk's unfinished line goes on in
+        // the next chunk; the reader skips a line over the limit.) The
+        // limit itself is checked by the tests below.
         let kinds: [Vec<u8>; 8] = [
             event.as_bytes().to_vec(),
             format!("{event}\r").into_bytes(),
@@ -900,6 +1014,23 @@ mod tests {
         }
         same_as_one_thread(b"", limit);
         same_as_one_thread(b"\n", limit);
+    }
+
+    #[test]
+    fn lines_longer_than_a_chunk_are_read_whole_up_to_the_limit() {
+        let limit = 3 * CHUNK_BYTES;
+        let long = format!(
+            "{{\"timestamp\":\"2026-03-24T18:00:18Z\",\"event\":\"X\",\"pad\":\"{}\"}}",
+            "p".repeat(2 * CHUNK_BYTES)
+        );
+        let over = "q".repeat(limit + 1);
+        let input = format!("{SSL_ERROR}\n{long}\n{SSL_ERROR}\n{over}\n{SSL_ERROR}\n{long}");
+        // The long lines are events; the one over the limit is the only
+        // bad line.
+        let err = same_as_one_thread(input.as_bytes(), limit);
+        assert_eq!(err, "{\"error\":\"too_large\",\"line\":4}\n");
+        let (events, _) = run_on(&input, limit);
+        assert_eq!(events.len(), 5);
     }
 
     /// Hands out its bytes, then fails.
@@ -1022,8 +1153,8 @@ mod tests {
                 // The first line of the chunk that panics, once it has.
                 let first_of_doomed = std::sync::OnceLock::new();
                 let normalize = |chunk: &Chunk, out: Vec<u8>| {
-                    let first = chunk.lines.first().map_or(0, |&(_, line_no, _)| line_no);
-                    let last = chunk.lines.last().map_or(0, |&(_, line_no, _)| line_no);
+                    let first = chunk.lines.first().map_or(0, |line| line.number);
+                    let last = chunk.lines.last().map_or(0, |line| line.number);
                     if (first..=last).contains(&doomed_line) {
                         let _ = first_of_doomed.set(first);
                         panic!("planted in the chunk of line {doomed_line}");
@@ -1235,6 +1366,9 @@ mod tests {
         let stopped = AtomicBool::new(false);
         let mut input = Input {
             reader: input.as_bytes(),
+            carry: Vec::new(),
+            skipping: false,
+            at_end: false,
             seq: 0,
             line_no: 0,
             ended: false,
