@@ -192,11 +192,13 @@ fn one_line(
 
 /// Input bytes per chunk handed to a worker.
 const CHUNK_BYTES: usize = 1 << 18;
-/// Lines per chunk at most, so that a chunk of very short lines does not
-/// stand for a great many events.
-const CHUNK_LINES: usize = CHUNK_BYTES / 64;
-/// A chunk's usual size: a full chunk and room for its last line.
-const CHUNK_ROOM: usize = CHUNK_BYTES + (1 << 16);
+/// Lines per chunk at most, which bounds a chunk's error output. Only
+/// lines under 16 bytes on average end a chunk by their count; what was
+/// read past them goes to the next chunk.
+const CHUNK_LINES: usize = CHUNK_BYTES / 16;
+/// A chunk buffer's first size: a full chunk, and one read past it for a
+/// line longer than a chunk.
+const CHUNK_ROOM: usize = CHUNK_BYTES + READ_MORE;
 /// Bytes asked of a read once a chunk is full but holds no whole line yet
 /// (its only line is longer than a chunk).
 const READ_MORE: usize = 1 << 16;
@@ -230,8 +232,7 @@ struct Line {
 }
 
 impl Chunk {
-    /// Room for a full chunk and the usual last line, so that filling it
-    /// does not grow it.
+    /// Room for a full chunk, so that filling it does not grow it.
     fn new() -> Chunk {
         Chunk {
             data: vec![0; CHUNK_ROOM],
@@ -397,8 +398,10 @@ enum Filled {
 impl<R: Read> Input<'_, R> {
     /// Reads the next lines into `chunk` until it is full or the input
     /// ends; the chunk's sequence number when it holds a line. Reads go
-    /// straight into the chunk, `CHUNK_BYTES` at a time. The lines read
-    /// before an error are kept, the part of a line read before it is not.
+    /// straight into the chunk: each asks for the rest of its
+    /// `CHUNK_BYTES`, then for `READ_MORE` at a time while its only line
+    /// goes on. The lines read before an error are kept, the part of a
+    /// line read before it is not.
     fn next_chunk(&mut self, chunk: &mut Chunk, limit: usize) -> Option<u64> {
         chunk.lines.clear();
         chunk.filled = 0;
@@ -466,8 +469,14 @@ impl<R: Read> Input<'_, R> {
         };
         match filled {
             Filled::Full => {
-                let rest = chunk.data.get(start..chunk.filled).unwrap_or_default();
-                self.carry.extend_from_slice(rest);
+                // What follows the last line goes to the next chunk, unless
+                // it is the dropped part of a line over the limit (with no
+                // line end in it). After a chunk's last line by count, it
+                // may hold more lines.
+                if !self.skipping {
+                    let rest = chunk.data.get(start..chunk.filled).unwrap_or_default();
+                    self.carry.extend_from_slice(rest);
+                }
                 chunk.filled = start;
             }
             Filled::End => {
@@ -937,8 +946,7 @@ mod tests {
             state: input.len() as u64,
         };
         normalize_parallel(
-            // Larger than any read, so each read's size reaches the loop.
-            BufReader::with_capacity(1 << 16, trickle),
+            trickle,
             &mut out2,
             &mut err2,
             &transforms,
@@ -966,8 +974,10 @@ mod tests {
         // Lines of exactly the limit, one byte over it and over two chunks
         // long, empty lines and CRLF, mixed so that read boundaries fall
         // inside each kind somewhere. (A chunk's unfinished line goes on in
-        // the next chunk; the reader skips a line over the limit.) The
-        // limit itself is checked by the tests below.
+        // the next chunk; the reader skips a line over the limit.) Lines of
+        // exactly the limit and one byte over it are also checked by
+        // `a_line_of_exactly_the_limit_is_read` (one thread) and by
+        // `lines_longer_than_a_chunk_are_read_whole_up_to_the_limit`.
         let kinds: [Vec<u8>; 8] = [
             event.as_bytes().to_vec(),
             format!("{event}\r").into_bytes(),
@@ -1360,7 +1370,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_of_lines_without_bytes_ends_too() {
+    fn a_chunk_of_short_lines_ends_by_their_count() {
         let input = "\n".repeat(2 * CHUNK_LINES + 5);
         let (_permit_tx, permits) = std::sync::mpsc::sync_channel(1);
         let stopped = AtomicBool::new(false);
