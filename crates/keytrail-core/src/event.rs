@@ -661,6 +661,12 @@ pub trait ContractMembers {
         self.str(member, value);
     }
 
+    /// A time, as the contract writes it (`YYYY-MM-DDTHH:MM:SS.mmmZ`).
+    fn time(&mut self, member: Member, value: Timestamp) {
+        let mut buf = [0u8; 32];
+        self.plain_str(member, value.format(&mut buf));
+    }
+
     /// A string when there is one.
     fn opt_str(&mut self, member: Member, value: Option<&str>) {
         if let Some(value) = value {
@@ -755,8 +761,7 @@ impl Event {
     /// attributes) through its own [`ContractObject`].
     #[inline]
     pub fn write_contract<M: ContractObject>(&self, mut o: M) {
-        let mut time = [0u8; 32];
-        o.plain_str(k!("time"), self.time.format(&mut time));
+        o.time(k!("time"), self.time);
         if self.time_inferred {
             o.bool(k!("time_inferred"), true);
         }
@@ -931,6 +936,14 @@ impl<const PLAIN: bool> ContractMembers for JsonObject<'_, PLAIN> {
         );
         self.key(member, true);
         self.out.extend_from_slice(value.as_bytes());
+        self.out.push(b'"');
+    }
+
+    /// The time's 24 ASCII bytes copied without a UTF-8 check.
+    #[inline(always)]
+    fn time(&mut self, member: Member, value: Timestamp) {
+        self.key(member, true);
+        self.out.extend_from_slice(&value.contract_form());
         self.out.push(b'"');
     }
 

@@ -91,49 +91,54 @@ impl Timestamp {
 
     /// Writes the contract form into a fixed buffer and returns it as text.
     pub(crate) fn format(self, buf: &mut [u8; 32]) -> &str {
+        buf[..24].copy_from_slice(&self.contract_form());
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(&buf[..24]).unwrap_or("1970-01-01T00:00:00.000Z")
+    }
+
+    /// The contract form, `YYYY-MM-DDTHH:MM:SS.mmmZ`: 24 ASCII bytes, so a
+    /// writer of bytes can copy them without a UTF-8 check.
+    pub(crate) fn contract_form(self) -> [u8; 24] {
         let days = self.0.div_euclid(MILLIS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
         let Ok(year @ 0..=9999) = u32::try_from(year) else {
-            return self.format_with_chrono(buf);
+            return self.contract_form_with_chrono();
         };
         // The time of day is below 86,400,000 ms, so it fits a u32, whose
         // divisions are cheaper than an i64's.
         let in_day = self.0.rem_euclid(MILLIS_PER_DAY) as u32;
         let seconds = in_day / 1000;
-        write_parts(
-            buf,
-            [
-                year,
-                month as u32,
-                day as u32,
-                seconds / 3600,
-                seconds / 60 % 60,
-                seconds % 60,
-                in_day % 1000,
-            ],
-        )
+        write_parts([
+            year,
+            month as u32,
+            day as u32,
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60,
+            in_day % 1000,
+        ])
     }
 
-    /// [`Timestamp::format`] for years outside 0..=9999 (clamped) and out
-    /// of chrono's range (the epoch).
-    fn format_with_chrono(self, buf: &mut [u8; 32]) -> &str {
+    /// [`Timestamp::contract_form`] for years outside 0..=9999 (clamped)
+    /// and out of chrono's range (the epoch).
+    fn contract_form_with_chrono(self) -> [u8; 24] {
         let Some(dt) = DateTime::<Utc>::from_timestamp_millis(self.0) else {
-            return "1970-01-01T00:00:00.000Z";
+            return EPOCH;
         };
-        write_parts(
-            buf,
-            [
-                dt.year().clamp(0, 9999) as u32,
-                dt.month(),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second(),
-                dt.timestamp_subsec_millis(),
-            ],
-        )
+        write_parts([
+            dt.year().clamp(0, 9999) as u32,
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.timestamp_subsec_millis(),
+        ])
     }
 }
+
+/// What a time out of every range is written as.
+const EPOCH: [u8; 24] = *b"1970-01-01T00:00:00.000Z";
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
@@ -154,12 +159,9 @@ fn pair(n: u32) -> [u8; 2] {
     DIGIT_PAIRS[(n % 100) as usize]
 }
 
-/// Writes the contract form of year (below 10,000), month, day, hour,
-/// minute, second and millisecond (below 1,000), each at its fixed place.
-fn write_parts(
-    buf: &mut [u8; 32],
-    [year, month, day, hour, minute, second, millis]: [u32; 7],
-) -> &str {
+/// The contract form of year (below 10,000), month, day, hour, minute,
+/// second and millisecond (below 1,000), each at its fixed place.
+fn write_parts([year, month, day, hour, minute, second, millis]: [u32; 7]) -> [u8; 24] {
     let [y1, y2] = pair(year / 100);
     let [y3, y4] = pair(year);
     let [mo1, mo2] = pair(month);
@@ -169,13 +171,10 @@ fn write_parts(
     let [s1, s2] = pair(second);
     let [ms2, ms3] = pair(millis);
     let ms1 = b'0' + (millis / 100 % 10) as u8;
-    let text: [u8; 24] = [
+    [
         y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2,
         b'.', ms1, ms2, ms3, b'Z',
-    ];
-    buf[..24].copy_from_slice(&text);
-    // Only ASCII digits and separators were written.
-    std::str::from_utf8(&buf[..24]).unwrap_or("1970-01-01T00:00:00.000Z")
+    ]
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
@@ -523,12 +522,11 @@ mod tests {
     #[test]
     fn the_day_arithmetic_formats_as_chrono_does() {
         let mut buf = [0u8; 32];
-        let mut other = [0u8; 32];
         let mut millis = -62_167_219_200_000i64 - 86_400_000; // before year 0
         while millis < 253_402_300_800_000 + 86_400_000 {
             assert_eq!(
-                Timestamp(millis).format(&mut buf),
-                Timestamp(millis).format_with_chrono(&mut other),
+                Timestamp(millis).contract_form(),
+                Timestamp(millis).contract_form_with_chrono(),
                 "{millis}"
             );
             // And the digits as chrono writes them, where the year has four.
@@ -544,8 +542,12 @@ mod tests {
         }
         for millis in [i64::MIN, i64::MAX, -1, 0, 951_782_400_000] {
             assert_eq!(
-                Timestamp(millis).format(&mut buf),
-                Timestamp(millis).format_with_chrono(&mut other)
+                Timestamp(millis).contract_form(),
+                Timestamp(millis).contract_form_with_chrono()
+            );
+            assert_eq!(
+                Timestamp(millis).format(&mut buf).as_bytes(),
+                Timestamp(millis).contract_form()
             );
         }
     }

@@ -582,18 +582,43 @@ impl<'a> Reader<'a> {
     /// rest (fractions, exponents, integers past 64 bits, `-0`, which
     /// serde_json turns into floats) is left to the fallback.
     fn integer(&mut self) -> Result<(&'a str, Integer)> {
-        let (text, integral) = self.number()?;
-        if !integral {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        // The value is summed up as the digits are read, in one pass.
+        let magnitude = match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                0
+            }
+            Some(first @ b'1'..=b'9') => {
+                self.pos += 1;
+                let mut value = u64::from(first - b'0');
+                while let Some(digit @ b'0'..=b'9') = self.peek() {
+                    self.pos += 1;
+                    value = value
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+                        .ok_or(Fallback)?;
+                }
+                value
+            }
+            _ => return Err(Fallback),
+        };
+        if let Some(b'.' | b'e' | b'E') = self.peek() {
             return Err(Fallback);
         }
-        let value = if text.starts_with('-') {
-            if text == "-0" {
+        let value = if negative {
+            if magnitude == 0 {
                 return Err(Fallback);
             }
-            Integer::Signed(text.parse().map_err(|_| Fallback)?)
+            Integer::Signed(0i64.checked_sub_unsigned(magnitude).ok_or(Fallback)?)
         } else {
-            Integer::Unsigned(text.parse().map_err(|_| Fallback)?)
+            Integer::Unsigned(magnitude)
         };
+        let text = self.text.get(start..self.pos).ok_or(Fallback)?;
         Ok((text, value))
     }
 
@@ -1517,6 +1542,67 @@ mod tests {
                 "high bytes are not special"
             );
         }
+    }
+
+    #[test]
+    fn reads_integers_as_serde_json_hands_them_over() {
+        use serde_json::Number;
+        let numbers = [
+            "0",
+            "7",
+            "-7",
+            "10",
+            "1234567890",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "-0",
+            "-00",
+            "1.5",
+            "-0.5",
+            "1e3",
+            "1E3",
+            "2.",
+            "-",
+            "-a",
+            "12}",
+            "3,",
+        ];
+        for number in numbers {
+            let mut reader = Reader::new(number, 8);
+            let read = reader.integer().ok();
+            // serde_json reads the whole text; the reader may stop at a
+            // byte after the number (`}` or `,`), which its caller judges.
+            let whole = number.trim_end_matches(['}', ',']);
+            let expected = serde_json::from_str::<Number>(whole).ok().and_then(|n| {
+                match (n.as_u64(), n.as_i64()) {
+                    (Some(u), _) => Some(Integer::Unsigned(u)),
+                    (None, Some(i)) => Some(Integer::Signed(i)),
+                    _ => None,
+                }
+            });
+            let shown = |i: Option<Integer>| format!("{i:?}");
+            assert_eq!(
+                shown(read.map(|(_, value)| value)),
+                shown(expected),
+                "{number}"
+            );
+            if let Some((text, _)) = read {
+                assert_eq!(text, whole, "{number}");
+                assert_eq!(reader.pos, whole.len(), "{number}");
+            }
+        }
+        // A leading zero ends the number; the byte after it is the
+        // caller's to reject, as serde_json does.
+        let mut reader = Reader::new("01", 8);
+        let read = reader.integer().ok();
+        assert!(
+            matches!(read, Some(("0", Integer::Unsigned(0)))),
+            "{read:?}"
+        );
+        assert_eq!(reader.pos, 1);
     }
 
     #[test]
