@@ -146,9 +146,29 @@ impl Category {
     /// Reads a category name in any letter case (`KEY_MANAGEMENT`,
     /// `key_management`); `None` for a name outside the set.
     pub fn from_name(name: &str) -> Option<Category> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(name))
+        // Lowercased into a buffer as long as the longest name, then one
+        // match (a jump on the length, then the bytes compared).
+        let mut buf = [0u8; 22];
+        let lower = buf.get_mut(..name.len())?;
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        Some(match &*lower {
+            b"authentication" => Category::Authentication,
+            b"key_management" => Category::KeyManagement,
+            b"certificate_management" => Category::CertificateManagement,
+            b"user_management" => Category::UserManagement,
+            b"approver_management" => Category::ApproverManagement,
+            b"crypto_operation" => Category::CryptoOperation,
+            b"data_object" => Category::DataObject,
+            b"profile_management" => Category::ProfileManagement,
+            b"kmip_management" => Category::KmipManagement,
+            b"system" => Category::System,
+            b"policy_management" => Category::PolicyManagement,
+            b"hsm_administration" => Category::HsmAdministration,
+            b"keystore_management" => Category::KeystoreManagement,
+            b"other" => Category::Other,
+            _ => return None,
+        })
     }
 }
 
@@ -1164,6 +1184,19 @@ fn entry<M: SerializeMap, T: Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_integers_as_serde_json_does() {
+        let mut out = Vec::new();
+        let edges = [i64::MIN, -10_000, -1, 99_999, 1_000_000, i64::MAX];
+        for value in (0..=10_001).chain(edges) {
+            out.clear();
+            out.extend_from_slice(b"x");
+            write_int(&mut out, value);
+            let expected = serde_json::to_string(&value).expect("an integer");
+            assert_eq!(out.get(1..), Some(expected.as_bytes()), "{value}");
+        }
+    }
 
     #[test]
     fn severity_ids_follow_ocsf_and_order() {

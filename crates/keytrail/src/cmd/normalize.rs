@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Mutex, PoisonError};
 
-use keytrail_core::{DeadLetterReason, Event, RecordMeta, Severity};
+use keytrail_core::{DeadLetterReason, Event, RecordMeta, Severity, Source};
 
 use crate::config::Config;
 use crate::transforms::Transforms;
@@ -96,7 +96,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )
     };
     if args.stats {
-        stats.print(started.elapsed());
+        eprintln!("{}", stats.summary(started.elapsed()));
     }
     match result {
         Err(Failure::Read(err)) => Err(err).context("cannot read input"),
@@ -680,11 +680,12 @@ fn write_in_order<W: Write, E: Write>(
     state.spare.pop().unwrap_or_default()
 }
 
-/// Counts for `--stats`.
+/// Counts for `--stats`. Events are counted by source and severity in
+/// arrays indexed by the enums (no map lookup per event).
 #[derive(Debug, Default)]
 pub struct Stats {
-    by_source: BTreeMap<&'static str, u64>,
-    by_severity: BTreeMap<Severity, u64>,
+    by_source: [u64; Source::ALL.len()],
+    by_severity: [u64; Severity::ALL.len()],
     actionable: u64,
     rejected: BTreeMap<&'static str, u64>,
     bytes: u64,
@@ -692,8 +693,12 @@ pub struct Stats {
 
 impl Stats {
     fn event(&mut self, event: &Event) {
-        *self.by_source.entry(event.source.as_str()).or_default() += 1;
-        *self.by_severity.entry(event.severity).or_default() += 1;
+        if let Some(n) = self.by_source.get_mut(event.source as usize) {
+            *n += 1;
+        }
+        if let Some(n) = self.by_severity.get_mut(event.severity as usize) {
+            *n += 1;
+        }
         self.actionable += u64::from(event.actionable);
     }
 
@@ -702,11 +707,11 @@ impl Stats {
     }
 
     fn merge(&mut self, other: Stats) {
-        for (source, n) in other.by_source {
-            *self.by_source.entry(source).or_default() += n;
+        for (n, other) in self.by_source.iter_mut().zip(other.by_source) {
+            *n += other;
         }
-        for (severity, n) in other.by_severity {
-            *self.by_severity.entry(severity).or_default() += n;
+        for (n, other) in self.by_severity.iter_mut().zip(other.by_severity) {
+            *n += other;
         }
         for (reason, n) in other.rejected {
             *self.rejected.entry(reason).or_default() += n;
@@ -716,11 +721,12 @@ impl Stats {
     }
 
     fn total(&self) -> u64 {
-        self.by_source.values().sum::<u64>() + self.rejected.values().sum::<u64>()
+        self.by_source.iter().sum::<u64>() + self.rejected.values().sum::<u64>()
     }
 
-    fn print(&self, elapsed: std::time::Duration) {
-        let events: u64 = self.by_source.values().sum();
+    /// The `--stats` lines.
+    fn summary(&self, elapsed: std::time::Duration) -> String {
+        let events: u64 = self.by_source.iter().sum();
         let secs = elapsed.as_secs_f64().max(1e-9);
         let mut lines = vec![format!(
             "# {events} events, {} bad lines, {:.0} lines/s, {:.1} MB/s",
@@ -734,16 +740,20 @@ impl Stats {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let by_source = self
-            .by_source
+        // Sources by name, severities least severe first; only those seen.
+        let mut by_source: Vec<(String, u64)> = Source::ALL
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
+            .zip(self.by_source)
+            .filter(|&(_, n)| n > 0)
+            .map(|(source, n)| (source.as_str().to_owned(), n))
             .collect();
+        by_source.sort();
         lines.push(format!("# by source: {}", join(by_source)));
-        let by_severity = self
-            .by_severity
+        let by_severity = Severity::ALL
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), *v))
+            .zip(self.by_severity)
+            .filter(|&(_, n)| n > 0)
+            .map(|(severity, n)| (severity.as_str().to_owned(), n))
             .collect();
         lines.push(format!("# by severity: {}", join(by_severity)));
         lines.push(format!("# actionable: {}", self.actionable));
@@ -753,7 +763,7 @@ impl Stats {
             .map(|(k, v)| ((*k).to_owned(), *v))
             .collect();
         lines.push(format!("# bad lines by reason: {}", join(rejected)));
-        eprintln!("{}", lines.join("\n"));
+        lines.join("\n")
     }
 }
 
@@ -809,6 +819,37 @@ fn read_line(
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn stats_count_events_by_source_and_severity() {
+        let mut stats = Stats::default();
+        let mut other = Stats::default();
+        for (source, severity, into_other) in [
+            (Source::SecurosysKm, Severity::High, false),
+            (Source::IbmHpcs, Severity::Informational, false),
+            (Source::SecurosysKm, Severity::Informational, true),
+            (Source::IbmCloud, Severity::Critical, true),
+        ] {
+            let mut event =
+                Event::new(keytrail_core::Timestamp::from_millis(0), source, "x".into());
+            event.severity = severity;
+            if into_other { &mut other } else { &mut stats }.event(&event);
+        }
+        stats.merge(other);
+        let summary = stats.summary(std::time::Duration::from_secs(1));
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(
+            lines.get(1..3),
+            Some(
+                &[
+                    "# by source: ibm_cloud=1 ibm_hpcs=1 securosys_km=2",
+                    "# by severity: informational=2 high=1 critical=1",
+                ][..]
+            ),
+            "{summary}"
+        );
+        assert!(lines[0].starts_with("# 4 events, 0 bad lines"), "{summary}");
+    }
 
     fn run_on(input: &str, limit: usize) -> (Vec<serde_json::Value>, String) {
         let transforms = Transforms::build(&Config::default()).expect("default config builds");
