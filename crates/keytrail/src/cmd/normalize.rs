@@ -681,7 +681,8 @@ fn write_in_order<W: Write, E: Write>(
 }
 
 /// Counts for `--stats`. Events are counted by source and severity in
-/// arrays indexed by the enums (no map lookup per event).
+/// arrays indexed by the enums (no map lookup per event), whose variants
+/// are in the order of `Source::ALL` and `Severity::ALL` (a test checks).
 #[derive(Debug, Default)]
 pub struct Stats {
     by_source: [u64; Source::ALL.len()],
@@ -819,6 +820,16 @@ fn read_line(
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn the_enums_index_the_stats_arrays_in_the_order_of_all() {
+        for (i, source) in Source::ALL.into_iter().enumerate() {
+            assert_eq!(source as usize, i, "{source:?}");
+        }
+        for (i, severity) in Severity::ALL.into_iter().enumerate() {
+            assert_eq!(severity as usize, i, "{severity:?}");
+        }
+    }
 
     #[test]
     fn stats_count_events_by_source_and_severity() {
